@@ -1,0 +1,241 @@
+//! The committer: on worker 0, records each chunk once the progress frontier passes it, and
+//! publishes an input's files once all its chunks are recorded.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use super::manifest::{
+    chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, LoadCommit,
+};
+use super::partials::{Partial, Partials};
+use super::plan::{LoadPlan, Plan};
+use crate::checkpoint::{create_record, publish};
+use crate::cluster::fail_stop;
+use crate::job::Summary;
+use crate::lake::Lake;
+use crate::progress::Progress;
+
+/// A change to the collection of partial aggregates.
+pub type PartialUpdate = (Partial, u64, isize);
+
+/// The commit operator. Its output is the collection of partial aggregates of visible data:
+/// a load's partials enter when its files are published, and leave when a reload replaces them.
+pub fn committer<'scope>(
+    records: Stream<'scope, u64, Vec<ChunkRecord>>,
+    lake: Lake,
+    shared: Rc<RefCell<Option<Plan>>>,
+    summary: Rc<RefCell<Option<Summary>>>,
+    progress: Arc<Progress>,
+) -> Stream<'scope, u64, Vec<PartialUpdate>> {
+    let index = records.scope().index();
+    records.unary_frontier::<CapacityContainerBuilder<Vec<PartialUpdate>>, _, _, _>(
+        Exchange::new(|_: &ChunkRecord| 0),
+        "Commit",
+        move |initial, _info| {
+            // Held until the summary is written, so the job is not done before it.
+            let mut initial: Option<Capability<u64>> = (index == 0).then_some(initial);
+            let mut log: Option<CommitLog> = None;
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<ChunkRecord>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let Some(time) = cap.least().copied() else {
+                        return;
+                    };
+                    let entry = stash
+                        .entry(time)
+                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()));
+                    entry.1.append(data);
+                });
+                let Some(initial_cap) = initial.as_ref() else {
+                    return;
+                };
+                if log.is_none() {
+                    let Some(plan) = shared.borrow_mut().take() else {
+                        return;
+                    };
+                    let (started, changes) =
+                        CommitLog::start(lake.clone(), plan).unwrap_or_else(|e| fail_stop(&e));
+                    output
+                        .session(initial_cap)
+                        .give_iterator(changes.into_iter().map(|(p, d)| (p, 0, d)));
+                    log = Some(started);
+                }
+                let log_ref = log.as_mut().expect("started");
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.frontier().less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, records) = entry.remove();
+                    for record in records {
+                        let changes = log_ref.record(record).unwrap_or_else(|e| fail_stop(&e));
+                        Progress::add(&progress.committed, 1);
+                        output
+                            .session(&cap)
+                            .give_iterator(changes.into_iter().map(|(p, d)| (p, *cap.time(), d)));
+                    }
+                }
+                if frontier.frontier().is_empty() {
+                    let finished = log
+                        .take()
+                        .expect("started")
+                        .finish()
+                        .unwrap_or_else(|e| fail_stop(&e));
+                    *summary.borrow_mut() = Some(finished);
+                    initial = None;
+                }
+            }
+        },
+    )
+}
+
+/// The state of this run's loads, and the log of load commits.
+struct CommitLog {
+    lake: Lake,
+    loads: HashMap<String, PendingLoad>,
+    next_seq: u64,
+    summary: Summary,
+}
+
+struct PendingLoad {
+    plan: LoadPlan,
+    records: BTreeMap<u32, ChunkRecord>,
+}
+
+impl CommitLog {
+    /// Starts from the plan; returns the partials of the visible loads, and publishes loads whose
+    /// chunks were all recorded by an interrupted run.
+    fn start(lake: Lake, plan: Plan) -> Result<(CommitLog, Vec<(Partial, isize)>)> {
+        let mut changes: Vec<(Partial, isize)> = plan
+            .current
+            .iter()
+            .flat_map(|c| c.partials.records().map(|p| (p, 1)))
+            .collect();
+        let mut log = CommitLog {
+            lake,
+            loads: HashMap::new(),
+            next_seq: plan.next_seq,
+            summary: Summary {
+                skipped: plan.skipped,
+                ..Default::default()
+            },
+        };
+        for load in plan.loads {
+            let records = load.recorded.iter().map(|r| (r.chunk, r.clone())).collect();
+            let load_id = load.load_id.clone();
+            log.loads.insert(
+                load_id.clone(),
+                PendingLoad {
+                    plan: load,
+                    records,
+                },
+            );
+            changes.extend(log.publish_if_complete(&load_id)?);
+        }
+        Ok((log, changes))
+    }
+
+    /// Records a finished chunk; publishes its load if it was the last one.
+    fn record(&mut self, record: ChunkRecord) -> Result<Vec<(Partial, isize)>> {
+        if record.read != record.written + record.quarantined {
+            bail!(
+                "chunk {} of load {} does not reconcile: read {} != written {} + quarantined {}",
+                record.chunk,
+                record.load_id,
+                record.read,
+                record.written,
+                record.quarantined
+            );
+        }
+        create_record(
+            &self.lake,
+            &chunk_record_path(&record.load_id, record.chunk),
+            &record,
+        )?;
+        let load_id = record.load_id.clone();
+        let Some(pending) = self.loads.get_mut(&load_id) else {
+            bail!("chunk of an unplanned load {load_id}")
+        };
+        pending.records.insert(record.chunk, record);
+        self.publish_if_complete(&load_id)
+    }
+
+    fn publish_if_complete(&mut self, load_id: &str) -> Result<Vec<(Partial, isize)>> {
+        let complete = self
+            .loads
+            .get(load_id)
+            .is_some_and(|p| p.records.len() as u32 == p.plan.chunks);
+        if !complete {
+            return Ok(Vec::new());
+        }
+        let PendingLoad { plan, records } = self.loads.remove(load_id).expect("pending load");
+        let files: Vec<_> = records
+            .values()
+            .flat_map(|r| r.files.iter().cloned())
+            .collect();
+        let targets: HashSet<&str> = files.iter().map(|f| f.target.as_str()).collect();
+        let retired: Vec<String> = plan
+            .replaces
+            .iter()
+            .flat_map(|old| old.files.iter().map(|f| f.target.clone()))
+            .filter(|t| !targets.contains(t.as_str()))
+            .collect();
+        let commit = LoadCommit {
+            seq: self.next_seq,
+            load_id: plan.load_id.clone(),
+            source: plan.source.clone(),
+            chunks: plan.chunks,
+            read: records.values().map(|r| r.read).sum(),
+            written: records.values().map(|r| r.written).sum(),
+            quarantined: records.values().map(|r| r.quarantined).sum(),
+            files,
+            retired,
+            replaces: plan.replaces.as_ref().map(|c| c.load_id.clone()),
+            partials: Partials::merge(records.values().map(|r| &r.partials)),
+        };
+        create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
+        publish(&self.lake, &commit.files)?;
+        self.lake.delete_many(&commit.retired)?;
+        let chunk_records: Vec<String> = (0..plan.chunks)
+            .map(|c| chunk_record_path(&plan.load_id, c))
+            .collect();
+        self.lake.delete_many(&chunk_records)?;
+        log::debug!(target: "traffic", "published {} ({})", chunk_records_dir(&plan.load_id), plan.source.url);
+        self.next_seq += 1;
+        self.summary.read += commit.read;
+        self.summary.written += commit.written;
+        self.summary.quarantined += commit.quarantined;
+        self.summary.files += commit.files.len() as u64;
+        let mut changes: Vec<(Partial, isize)> =
+            commit.partials.records().map(|p| (p, 1)).collect();
+        if let Some(old) = &plan.replaces {
+            changes.extend(old.partials.records().map(|p| (p, -1)));
+        }
+        Ok(changes)
+    }
+
+    fn finish(self) -> Result<Summary> {
+        self.lake.tidy(crate::checkpoint::STAGING);
+        self.lake.tidy("_manifests/chunks");
+        if let Some(unfinished) = self.loads.values().next() {
+            bail!(
+                "load of {} did not finish: {} of {} chunks",
+                unfinished.plan.source.url,
+                unfinished.records.len(),
+                unfinished.plan.chunks
+            );
+        }
+        Ok(Summary {
+            detail: format!("output {}", self.lake.url()),
+            ..self.summary
+        })
+    }
+}

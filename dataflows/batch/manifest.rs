@@ -1,0 +1,73 @@
+//! The batch layer's commit records: one per finished chunk, one per published input load.
+
+use serde::{Deserialize, Serialize};
+
+use super::partials::Partials;
+use crate::checkpoint::StagedFile;
+use crate::csv::InputFile;
+
+/// Where chunk records live: `_manifests/chunks/<load>/<chunk>.json`.
+pub fn chunk_record_path(load_id: &str, chunk: u32) -> String {
+    format!("{}/{chunk:06}.json", chunk_records_dir(load_id))
+}
+
+/// The folder of one load's chunk records.
+pub fn chunk_records_dir(load_id: &str) -> String {
+    format!("_manifests/chunks/{load_id}")
+}
+
+/// Where load commits live: `_manifests/loads/<sequence>.json`, in commit order.
+pub fn load_commit_path(seq: u64) -> String {
+    format!("{LOAD_COMMITS}/{seq:012}.json")
+}
+
+/// The folder of load commits.
+pub const LOAD_COMMITS: &str = "_manifests/loads";
+
+/// A chunk whose output is staged: written when the progress frontier passes the chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// The load this chunk belongs to.
+    pub load_id: String,
+    /// Chunk index within the load.
+    pub chunk: u32,
+    /// Byte range of the input the chunk covered.
+    pub range: (u64, u64),
+    /// Non-blank data lines read.
+    pub read: u64,
+    /// Rows written.
+    pub written: u64,
+    /// Lines quarantined.
+    pub quarantined: u64,
+    /// The chunk's staged files.
+    pub files: Vec<StagedFile>,
+    /// Partial aggregates of the chunk's rows.
+    pub partials: Partials,
+}
+
+/// An input file's rows made visible: written once every chunk of the load is recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadCommit {
+    /// Position in the commit log.
+    pub seq: u64,
+    /// The load's id (a hash of the input's identity and the load settings).
+    pub load_id: String,
+    /// The input file as it was loaded.
+    pub source: InputFile,
+    /// Number of chunks.
+    pub chunks: u32,
+    /// Lines read.
+    pub read: u64,
+    /// Rows written.
+    pub written: u64,
+    /// Lines quarantined.
+    pub quarantined: u64,
+    /// Files made visible by this commit.
+    pub files: Vec<StagedFile>,
+    /// Files of the load this one replaces, deleted by this commit.
+    pub retired: Vec<String>,
+    /// The load this one replaces, if the input was loaded before.
+    pub replaces: Option<String>,
+    /// Partial aggregates of all the load's rows.
+    pub partials: Partials,
+}

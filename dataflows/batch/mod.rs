@@ -1,0 +1,119 @@
+//! `batch`: historical count CSVs to month-partitioned Parquet, exactly once, plus trend views.
+//!
+//! Worker 0 plans (recovering from any interrupted run), every worker loads its chunks, worker 0
+//! commits each chunk when the progress frontier passes it and publishes an input once all its
+//! chunks are committed; differential dataflow then reduces the published partial aggregates
+//! into `junction_daily` and `junction_profile`.
+
+mod aggregate;
+mod commit;
+mod load;
+mod manifest;
+mod partials;
+mod plan;
+mod schema;
+
+pub use manifest::{ChunkRecord, LoadCommit};
+pub use partials::{DailyPartial, Partial, Partials, ProfilePartial};
+pub use schema::{counts_schema, quarantine_schema};
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::{Args, FromArgMatches};
+use differential_dataflow::AsCollection;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::ProbeHandle;
+use timely::worker::Worker;
+
+use super::Registration;
+use crate::cli::units::parse_size;
+use crate::job::{Dataflow, JobContext, JobHandle};
+use crate::lake::{Lake, Location};
+
+/// Arguments of the `batch` dataflow.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct BatchArgs {
+    /// CSV input: a file, a directory, a glob or an s3:// prefix (repeat for several).
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<String>,
+    /// Dataset root: a directory, or a file://, s3:// or memory:// URL.
+    #[arg(long)]
+    pub output: String,
+    /// Write one <input stem>.parquet per input instead of counts/month=YYYY-MM/ partitions.
+    #[arg(long)]
+    pub single_file: bool,
+    /// Load every input again, even those loaded before (their earlier rows are replaced).
+    #[arg(long)]
+    pub full: bool,
+    /// Largest byte range of one file given to one worker (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub chunk_size: u64,
+}
+
+/// The registry entry.
+pub fn registration() -> Registration {
+    Registration {
+        name: "batch",
+        about: "Load historical count CSVs into month-partitioned Parquet with daily and weekly trend views",
+        command: || BatchArgs::augment_args(clap::Command::new("batch")),
+        build: |matches| Ok(Arc::new(BatchDataflow::new(BatchArgs::from_arg_matches(matches)?)?)),
+    }
+}
+
+/// The batch dataflow with validated arguments.
+pub struct BatchDataflow {
+    args: BatchArgs,
+}
+
+impl BatchDataflow {
+    /// Validates the arguments (the output URL must parse).
+    pub fn new(args: BatchArgs) -> Result<Self> {
+        Location::parse(&args.output, false)?;
+        if args.chunk_size < 4096 {
+            anyhow::bail!("--chunk-size must be at least 4KiB");
+        }
+        Ok(BatchDataflow { args })
+    }
+}
+
+impl Dataflow for BatchDataflow {
+    fn name(&self) -> &'static str {
+        "batch"
+    }
+
+    fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle> {
+        let lake = Lake::open(&self.args.output)?;
+        let settings = plan::PlanSettings {
+            inputs: self.args.inputs.clone(),
+            chunk_size: self.args.chunk_size,
+            single_file: self.args.single_file,
+            full: self.args.full,
+        };
+        let shared_plan = Rc::new(RefCell::new(None));
+        let summary = Rc::new(RefCell::new(None));
+        let probe = ProbeHandle::new();
+        let progress = context.progress.clone();
+        worker.dataflow_named::<u64, _, _>("batch", |scope| {
+            let tasks = plan::planner(
+                scope,
+                lake.clone(),
+                settings,
+                shared_plan.clone(),
+                progress.clone(),
+            );
+            let records = load::loader(tasks, lake.clone(), progress.clone());
+            let partials = commit::committer(
+                records,
+                lake.clone(),
+                shared_plan,
+                summary.clone(),
+                progress,
+            );
+            aggregate::trend_views(partials.as_collection(), lake).probe_with(&probe);
+        });
+        Ok(JobHandle::new(move || probe.done(), summary))
+    }
+}

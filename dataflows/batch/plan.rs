@@ -1,0 +1,347 @@
+//! Recovery and planning, done once by worker 0: finish an interrupted publication, drop stale
+//! staging, skip inputs already loaded, and deal the remaining chunks out to the workers.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{Scope, Stream};
+
+use super::manifest::{chunk_records_dir, ChunkRecord, LoadCommit, LOAD_COMMITS};
+use crate::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
+use crate::cluster::fail_stop;
+use crate::csv::{detect_layout, resolve_inputs, split_ranges, InputFile, Layout};
+use crate::lake::Lake;
+use crate::progress::Progress;
+
+/// One unit of work: a byte range of an input file, for one worker, at one Timely time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkTask {
+    /// The Timely time of the chunk: its output is committed when the frontier passes it.
+    pub time: u64,
+    /// The worker that loads it.
+    pub worker: usize,
+    /// The load it belongs to.
+    pub load_id: String,
+    /// The input file.
+    pub source: InputFile,
+    /// Where the columns are, and whether line 1 is a header.
+    pub layout: Layout,
+    /// Chunk index within the load.
+    pub chunk: u32,
+    /// Byte range of the file.
+    pub range: (u64, u64),
+    /// Write one `<stem>.parquet` per input instead of month partitions.
+    pub single_file: bool,
+}
+
+/// An input to (re)load in this run.
+#[derive(Clone, Debug)]
+pub struct LoadPlan {
+    /// The load's id.
+    pub load_id: String,
+    /// The input file.
+    pub source: InputFile,
+    /// Number of chunks.
+    pub chunks: u32,
+    /// Chunks recorded by an earlier, interrupted run.
+    pub recorded: Vec<ChunkRecord>,
+    /// The published load this one replaces.
+    pub replaces: Option<LoadCommit>,
+}
+
+/// What worker 0 decided, shared with the committer on the same worker.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Chunks to load, in time order.
+    pub tasks: Vec<ChunkTask>,
+    /// Loads to publish in this run.
+    pub loads: Vec<LoadPlan>,
+    /// Loads visible at the start of the run.
+    pub current: Vec<LoadCommit>,
+    /// Sequence number of the next load commit.
+    pub next_seq: u64,
+    /// Inputs skipped because they are loaded already.
+    pub skipped: u64,
+}
+
+/// The batch arguments planning depends on.
+#[derive(Clone, Debug)]
+pub struct PlanSettings {
+    /// Input specifications.
+    pub inputs: Vec<String>,
+    /// Largest chunk, in bytes.
+    pub chunk_size: u64,
+    /// One output file per input.
+    pub single_file: bool,
+    /// Reload inputs even if loaded already.
+    pub full: bool,
+}
+
+/// The planning operator: worker 0 plans and sends each task to its worker; others send nothing.
+pub fn planner<'scope>(
+    scope: Scope<'scope, u64>,
+    lake: Lake,
+    settings: PlanSettings,
+    shared: Rc<RefCell<Option<Plan>>>,
+    progress: Arc<Progress>,
+) -> Stream<'scope, u64, Vec<ChunkTask>> {
+    let (index, peers) = (scope.index(), scope.peers());
+    source::<_, CapacityContainerBuilder<Vec<ChunkTask>>, _, _>(
+        scope,
+        "Plan",
+        move |capability, _info| {
+            let mut capability = (index == 0).then_some(capability);
+            move |output| {
+                let Some(capability) = capability.take() else {
+                    return;
+                };
+                let plan =
+                    recover_and_plan(&lake, &settings, peers).unwrap_or_else(|e| fail_stop(&e));
+                let bytes: u64 = plan.tasks.iter().map(|t| t.range.1 - t.range.0).sum();
+                Progress::add(&progress.total_bytes, bytes);
+                Progress::add(&progress.planned, plan.tasks.len() as u64);
+                log::info!(
+                    target: "traffic",
+                    "batch: {} chunks of {} inputs to load ({} bytes) on {peers} workers, {} inputs already loaded",
+                    plan.tasks.len(),
+                    plan.loads.len(),
+                    bytes,
+                    plan.skipped
+                );
+                output
+                    .session(&capability)
+                    .give_iterator(plan.tasks.iter().cloned());
+                *shared.borrow_mut() = Some(plan);
+            }
+        },
+    )
+}
+
+/// Finishes what an interrupted run left, then plans this run.
+pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) -> Result<Plan> {
+    let commits: Vec<LoadCommit> = list_records(lake, LOAD_COMMITS)?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    if let Some(last) = commits.last() {
+        finish_publication(lake, last)?;
+    }
+    let next_seq = commits.last().map_or(0, |c| c.seq + 1);
+    let mut current: BTreeMap<String, LoadCommit> = BTreeMap::new();
+    for commit in commits {
+        current.insert(commit.source.url.clone(), commit);
+    }
+
+    let mut inputs: Vec<InputFile> = Vec::new();
+    for spec in &settings.inputs {
+        inputs.extend(resolve_inputs(spec)?);
+    }
+    inputs.sort_by(|a, b| a.url.cmp(&b.url));
+    inputs.dedup_by(|a, b| a.url == b.url);
+    if settings.single_file {
+        let mut stems = HashSet::new();
+        for input in &inputs {
+            if !stems.insert(input.stem().to_string()) {
+                bail!(
+                    "--single-file: two inputs are named '{}'; their outputs would collide",
+                    input.stem()
+                );
+            }
+        }
+    }
+
+    let mut plan = Plan {
+        next_seq,
+        current: current.values().cloned().collect(),
+        ..Default::default()
+    };
+    let mut to_load = Vec::new();
+    for input in inputs {
+        let existing = current.get(&input.url);
+        if !settings.full && existing.is_some_and(|c| c.source == input) {
+            plan.skipped += 1;
+            continue;
+        }
+        to_load.push((input, existing.cloned()));
+    }
+    let layouts = read_layouts(to_load.iter().map(|(input, _)| input))?;
+    let mut chunk_loads = Vec::new();
+    for ((source, replaces), layout) in to_load.into_iter().zip(layouts) {
+        let chunk_size = if settings.single_file {
+            "single".to_string()
+        } else {
+            settings.chunk_size.to_string()
+        };
+        let modified = source.modified.to_string();
+        let size = source.size.to_string();
+        let previous = replaces.as_ref().map_or("", |c| c.load_id.as_str());
+        let etag = source.etag.as_deref().unwrap_or("");
+        let load_id = format!(
+            "{:016x}",
+            stable_hash(&[&source.url, &size, &modified, etag, &chunk_size, previous])
+        );
+        let ranges = if settings.single_file {
+            vec![0..source.size]
+        } else {
+            split_ranges(source.size, settings.chunk_size)
+        };
+        let recorded: Vec<ChunkRecord> =
+            list_records::<ChunkRecord>(lake, &chunk_records_dir(&load_id))?
+                .into_iter()
+                .map(|(_, r)| r)
+                .filter(|r| (r.chunk as usize) < ranges.len())
+                .collect();
+        let done: HashSet<u32> = recorded.iter().map(|r| r.chunk).collect();
+        for (chunk, range) in ranges.iter().enumerate() {
+            if !done.contains(&(chunk as u32)) {
+                plan.tasks.push(ChunkTask {
+                    time: 0,
+                    worker: 0,
+                    load_id: load_id.clone(),
+                    source: source.clone(),
+                    layout,
+                    chunk: chunk as u32,
+                    range: (range.start, range.end),
+                    single_file: settings.single_file,
+                });
+            }
+        }
+        chunk_loads.push(load_id.clone());
+        plan.loads.push(LoadPlan {
+            load_id,
+            source,
+            chunks: ranges.len() as u32,
+            recorded,
+            replaces,
+        });
+    }
+    discard_stale(lake, &plan, &chunk_loads)?;
+    deal(&mut plan.tasks, workers);
+    Ok(plan)
+}
+
+/// Repeats the publication of the latest load commit: a crash may have cut it short.
+fn finish_publication(lake: &Lake, commit: &LoadCommit) -> Result<()> {
+    publish(lake, &commit.files)?;
+    lake.delete_many(&commit.retired)?;
+    let records: Vec<String> = lake
+        .list(&chunk_records_dir(&commit.load_id))?
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    lake.delete_many(&records)
+}
+
+/// Deletes staged files and chunk records that no load of this run will publish.
+fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> {
+    let keep: HashSet<String> = plan
+        .loads
+        .iter()
+        .flat_map(|l| {
+            l.recorded
+                .iter()
+                .flat_map(|r| r.files.iter().map(|f| f.staged.clone()))
+        })
+        .collect();
+    let discarded = discard_staged(lake, STAGING, &keep)?;
+    let live: HashSet<String> = live_loads
+        .iter()
+        .map(|id| format!("{}/", chunk_records_dir(id)))
+        .collect();
+    let stale: Vec<String> = lake
+        .list("_manifests/chunks")?
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| !live.iter().any(|prefix| p.starts_with(prefix)))
+        .collect();
+    lake.delete_many(&stale)?;
+    if discarded + stale.len() > 0 {
+        log::info!(target: "traffic", "batch: discarded {discarded} staged files and {} chunk records of interrupted work", stale.len());
+    }
+    Ok(())
+}
+
+/// Numbers tasks 1, 2, ... in order and gives each to the worker with the fewest bytes so far.
+fn deal(tasks: &mut [ChunkTask], workers: usize) {
+    let mut assigned = vec![0u64; workers.max(1)];
+    for (i, task) in tasks.iter_mut().enumerate() {
+        let worker = (0..assigned.len())
+            .min_by_key(|&w| (assigned[w], w))
+            .expect("at least one worker");
+        assigned[worker] += task.range.1 - task.range.0 + 1;
+        task.worker = worker;
+        task.time = i as u64 + 1;
+    }
+}
+
+/// Reads each input's first line to find its columns, a few files at a time.
+fn read_layouts<'a>(inputs: impl Iterator<Item = &'a InputFile>) -> Result<Vec<Layout>> {
+    use futures::StreamExt;
+    let inputs: Vec<&InputFile> = inputs.collect();
+    let heads = crate::runtime::block_on(
+        futures::stream::iter(inputs.iter().map(|input| async move {
+            let (location, path) = input.open()?;
+            let end = input.size.min(64 * 1024);
+            let bytes = if end == 0 {
+                bytes::Bytes::new()
+            } else {
+                location.store.get_range(&path, 0..end).await?
+            };
+            anyhow::Ok(bytes)
+        }))
+        .buffered(16)
+        .collect::<Vec<_>>(),
+    );
+    inputs
+        .iter()
+        .zip(heads)
+        .map(|(input, head)| {
+            let head = head.with_context(|| format!("cannot read {}", input.url))?;
+            let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+            let line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            detect_layout(line).with_context(|| format!("{}", input.url))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deals_chunks_by_bytes() {
+        let task = |len: u64| ChunkTask {
+            time: 0,
+            worker: 0,
+            load_id: String::new(),
+            source: InputFile {
+                url: String::new(),
+                size: 0,
+                modified: 0,
+                etag: None,
+            },
+            layout: detect_layout(b"").unwrap(),
+            chunk: 0,
+            range: (0, len),
+            single_file: false,
+        };
+        let mut tasks = vec![task(100), task(10), task(10), task(100)];
+        deal(&mut tasks, 2);
+        assert_eq!(
+            tasks.iter().map(|t| t.worker).collect::<Vec<_>>(),
+            vec![0, 1, 1, 1]
+        );
+        assert_eq!(
+            tasks.iter().map(|t| t.time).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! The batch layer's tables: Arrow schemas and file formats of counts, quarantine and aggregates.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use crate::csv::CountColumns;
+use crate::parquet_sink::FileFormat;
+
+/// `datetime, junction, vehicles, id`: one row per junction and hour.
+pub fn counts_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(
+                    "datetime",
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    false,
+                ),
+                Field::new("junction", DataType::Int32, false),
+                Field::new("vehicles", DataType::Int32, false),
+                Field::new("id", DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// Counts files: sorted by junction then date-time, so row-group statistics prune by junction.
+pub fn counts_format() -> FileFormat {
+    FileFormat::builder()
+        .delta("datetime")
+        .delta("id")
+        .sorted_by(&[1, 0])
+        .build()
+}
+
+/// A record batch of counts from columns already in output order.
+pub fn counts_batch(columns: CountColumns) -> RecordBatch {
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from(columns.datetime)),
+        Arc::new(Int32Array::from(columns.junction)),
+        Arc::new(Int32Array::from(columns.vehicles)),
+        Arc::new(Int64Array::from(columns.id)),
+    ];
+    RecordBatch::try_new(counts_schema(), arrays).expect("counts columns match their schema")
+}
+
+/// `source, line, byte_offset, raw, reason`: one row per rejected line.
+pub fn quarantine_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("source", DataType::Utf8, false),
+                Field::new("line", DataType::Int64, false),
+                Field::new("byte_offset", DataType::Int64, false),
+                Field::new("raw", DataType::Utf8, false),
+                Field::new("reason", DataType::Utf8, false),
+            ]))
+        })
+        .clone()
+}
+
+/// One quarantined line.
+pub struct QuarantineRow<'a> {
+    /// The input file's URL.
+    pub source: &'a str,
+    /// 1-based line number in the file.
+    pub line: i64,
+    /// Byte offset of the line in the file.
+    pub byte_offset: i64,
+    /// The line's text.
+    pub raw: &'a str,
+    /// Why it was rejected.
+    pub reason: &'a str,
+}
+
+/// A record batch of quarantined lines.
+pub fn quarantine_batch<'a>(rows: impl Iterator<Item = QuarantineRow<'a>> + Clone) -> RecordBatch {
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.clone().map(|r| r.source),
+        )),
+        Arc::new(Int64Array::from_iter_values(rows.clone().map(|r| r.line))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.clone().map(|r| r.byte_offset),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.clone().map(|r| r.raw))),
+        Arc::new(StringArray::from_iter_values(rows.map(|r| r.reason))),
+    ];
+    RecordBatch::try_new(quarantine_schema(), arrays)
+        .expect("quarantine columns match their schema")
+}

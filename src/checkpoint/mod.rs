@@ -1,0 +1,166 @@
+//! Commit records and staged files: how outputs become visible exactly once, and how a restart
+//! finishes or discards what a crash interrupted.
+//!
+//! Data files are written under `_staging/` first. A commit record, created atomically (it fails
+//! if the name exists), lists them with their final names; publication then moves each file to its
+//! final name. Publication is idempotent, so recovery simply repeats it for the latest record, and
+//! staged files that no record mentions are garbage from an interrupted unit of work.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::lake::Lake;
+
+/// The staging area under a dataset root.
+pub const STAGING: &str = "_staging";
+
+/// A file written to staging, and the name it takes when published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedFile {
+    /// Path under the lake root while staged.
+    pub staged: String,
+    /// Final path under the lake root.
+    pub target: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl StagedFile {
+    /// A file for `target` staged under `_staging/<unit>/`.
+    pub fn new(unit: &str, target: String, rows: u64, bytes: u64) -> StagedFile {
+        StagedFile {
+            staged: format!("{STAGING}/{unit}/{target}"),
+            target,
+            rows,
+            bytes,
+        }
+    }
+}
+
+/// Writes `record` as JSON at `path`, only if nothing is there; an existing record with the same
+/// content counts as written (a repeated commit), one with other content is an error.
+pub fn create_record<T: Serialize>(lake: &Lake, path: &str, record: &T) -> Result<()> {
+    let bytes = Bytes::from(serde_json::to_vec_pretty(record)?);
+    if lake.put_new(path, bytes.clone())? {
+        return Ok(());
+    }
+    match lake.get(path)? {
+        Some(existing) if existing == bytes => Ok(()),
+        _ => bail!(
+            "{}/{path} already exists with other content: is another run writing to this output?",
+            lake.url()
+        ),
+    }
+}
+
+/// Reads the JSON record at `path`, if any.
+pub fn read_record<T: DeserializeOwned>(lake: &Lake, path: &str) -> Result<Option<T>> {
+    match lake.get(path)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("corrupt record {}/{path}", lake.url())),
+    }
+}
+
+/// Reads every JSON record under `prefix`, in path order, with its path.
+pub fn list_records<T: DeserializeOwned>(lake: &Lake, prefix: &str) -> Result<Vec<(String, T)>> {
+    let entries = lake.list(prefix)?;
+    let records = crate::runtime::block_on(async {
+        use futures::StreamExt;
+        futures::stream::iter(entries.into_iter().filter(|e| e.path.ends_with(".json")))
+            .map(|entry| async move { (entry.path.clone(), lake.get_async(&entry.path).await) })
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await
+    });
+    records
+        .into_iter()
+        .filter_map(|(path, bytes)| match bytes {
+            Ok(Some(bytes)) => Some(
+                serde_json::from_slice(&bytes)
+                    .map(|r| (path.clone(), r))
+                    .with_context(|| format!("corrupt record {}/{path}", lake.url())),
+            ),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect()
+}
+
+/// Moves every staged file to its final name (idempotent, several at a time).
+pub fn publish(lake: &Lake, files: &[StagedFile]) -> Result<()> {
+    let moves: Vec<(String, String)> = files
+        .iter()
+        .map(|f| (f.staged.clone(), f.target.clone()))
+        .collect();
+    lake.publish_many(&moves)
+}
+
+/// Deletes staged files under `prefix` that are not in `keep`; returns how many went.
+pub fn discard_staged(lake: &Lake, prefix: &str, keep: &HashSet<String>) -> Result<usize> {
+    let garbage: Vec<String> = lake
+        .list(prefix)?
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| !keep.contains(p))
+        .collect();
+    lake.delete_many(&garbage)?;
+    Ok(garbage.len())
+}
+
+/// A stable 64-bit FNV-1a hash, for deterministic names across processes and versions.
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_created_once() {
+        let lake = Lake::open("memory://checkpoint-test").unwrap();
+        create_record(&lake, "_m/1.json", &vec![1, 2]).unwrap();
+        create_record(&lake, "_m/1.json", &vec![1, 2]).unwrap();
+        assert!(create_record(&lake, "_m/1.json", &vec![3]).is_err());
+        let records: Vec<(String, Vec<i32>)> = list_records(&lake, "_m").unwrap();
+        assert_eq!(records, vec![("_m/1.json".to_string(), vec![1, 2])]);
+        assert_eq!(read_record::<Vec<i32>>(&lake, "_m/2.json").unwrap(), None);
+    }
+
+    #[test]
+    fn publication_and_discard() {
+        let lake = Lake::open("memory://checkpoint-test2").unwrap();
+        let keep = StagedFile::new("u1", "data/a.parquet".into(), 1, 1);
+        lake.put(&keep.staged, Bytes::from_static(b"a")).unwrap();
+        lake.put("_staging/u2/data/b.parquet", Bytes::from_static(b"b"))
+            .unwrap();
+        let kept: HashSet<String> = [keep.staged.clone()].into();
+        assert_eq!(discard_staged(&lake, STAGING, &kept).unwrap(), 1);
+        publish(&lake, std::slice::from_ref(&keep)).unwrap();
+        publish(&lake, std::slice::from_ref(&keep)).unwrap();
+        let paths: Vec<String> = lake.list("").unwrap().into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, vec!["data/a.parquet"]);
+    }
+
+    #[test]
+    fn hashes_are_stable() {
+        assert_eq!(stable_hash(&["a", "b"]), stable_hash(&["a", "b"]));
+        assert_ne!(stable_hash(&["ab", ""]), stable_hash(&["a", "b"]));
+        assert_eq!(stable_hash(&[]), 0xcbf2_9ce4_8422_2325);
+    }
+}

@@ -1,0 +1,154 @@
+//! Parsing the `DateTime` column: `YYYY-MM-DD[ T]H[H]:MM[:SS[.ffffff]]` into naive microseconds.
+
+use crate::calendar::{days_from_civil, days_in_month, MICROS_PER_DAY};
+
+/// Parses a naive date-time into microseconds since 1970-01-01T00:00:00.
+///
+/// Accepts `-` or `/` between date parts, a space or `T` before the time, hours with or without
+/// a leading zero, optional seconds and fractional seconds. On failure returns why, briefly.
+pub fn parse_datetime(text: &[u8]) -> Result<i64, &'static str> {
+    let mut cursor = Cursor { text, pos: 0 };
+    let year = cursor.digits(4, 4).ok_or("year must have four digits")? as i32;
+    cursor
+        .separator(b"-/")
+        .ok_or("expected '-' after the year")?;
+    let month = cursor.digits(1, 2).ok_or("month must be a number")?;
+    cursor
+        .separator(b"-/")
+        .ok_or("expected '-' after the month")?;
+    let day = cursor.digits(1, 2).ok_or("day must be a number")?;
+    if !(1..=12).contains(&month) {
+        return Err("month out of range 1-12");
+    }
+    if day == 0 || day > days_in_month(year, month) {
+        return Err("day out of range for its month");
+    }
+    if cursor.at_end() {
+        return Err("missing time of day");
+    }
+    cursor
+        .separator(b" T")
+        .ok_or("expected ' ' or 'T' between date and time")?;
+    let hour = cursor.digits(1, 2).ok_or("hour must be a number")?;
+    cursor
+        .separator(b":")
+        .ok_or("expected ':' after the hour")?;
+    let minute = cursor.digits(2, 2).ok_or("minute must have two digits")?;
+    let mut second = 0;
+    let mut micros = 0;
+    if cursor.separator(b":").is_some() {
+        second = cursor.digits(2, 2).ok_or("second must have two digits")?;
+        if cursor.separator(b".").is_some() {
+            let start = cursor.pos;
+            let fraction = cursor
+                .digits(1, 9)
+                .ok_or("fractional seconds must be digits")?;
+            let width = cursor.pos - start;
+            micros = if width <= 6 {
+                fraction * 10u32.pow(6 - width as u32)
+            } else {
+                fraction / 10u32.pow(width as u32 - 6)
+            };
+        }
+    }
+    if !cursor.at_end() {
+        return Err("unexpected text after the time (time zones are not accepted)");
+    }
+    if hour > 23 {
+        return Err("hour out of range 0-23");
+    }
+    if minute > 59 {
+        return Err("minute out of range 0-59");
+    }
+    if second > 59 {
+        return Err("second out of range 0-59");
+    }
+    let days = days_from_civil(year, month, day) as i64;
+    let seconds = (hour * 3600 + minute * 60 + second) as i64;
+    Ok(days * MICROS_PER_DAY + seconds * 1_000_000 + micros as i64)
+}
+
+struct Cursor<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn digits(&mut self, min: usize, max: usize) -> Option<u32> {
+        let mut value = 0u32;
+        let start = self.pos;
+        while self.pos < self.text.len()
+            && self.pos - start < max
+            && self.text[self.pos].is_ascii_digit()
+        {
+            value = value * 10 + (self.text[self.pos] - b'0') as u32;
+            self.pos += 1;
+        }
+        let width = self.pos - start;
+        (width >= min && !(self.pos < self.text.len() && self.text[self.pos].is_ascii_digit()))
+            .then_some(value)
+    }
+
+    fn separator(&mut self, allowed: &[u8]) -> Option<()> {
+        let byte = *self.text.get(self.pos)?;
+        allowed.contains(&byte).then(|| self.pos += 1)
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.text.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
+        days_from_civil(y, mo, d) as i64 * MICROS_PER_DAY + (h * 3600 + mi * 60 + s) * 1_000_000
+    }
+
+    #[test]
+    fn accepts_the_usual_forms() {
+        assert_eq!(
+            parse_datetime(b"2015-11-01 00:00:00"),
+            Ok(at(2015, 11, 1, 0, 0, 0))
+        );
+        assert_eq!(
+            parse_datetime(b"2015-11-01 7:00:00"),
+            Ok(at(2015, 11, 1, 7, 0, 0))
+        );
+        assert_eq!(
+            parse_datetime(b"2015-11-01T23:59:59"),
+            Ok(at(2015, 11, 1, 23, 59, 59))
+        );
+        assert_eq!(
+            parse_datetime(b"2015/11/01 13:05"),
+            Ok(at(2015, 11, 1, 13, 5, 0))
+        );
+        assert_eq!(
+            parse_datetime(b"2016-02-29 01:00:00.5"),
+            Ok(at(2016, 2, 29, 1, 0, 0) + 500_000)
+        );
+    }
+
+    #[test]
+    fn rejects_impossible_values() {
+        assert_eq!(
+            parse_datetime(b"2015-11-01 24:00:00"),
+            Err("hour out of range 0-23")
+        );
+        assert_eq!(
+            parse_datetime(b"2015-02-29 01:00:00"),
+            Err("day out of range for its month")
+        );
+        assert_eq!(
+            parse_datetime(b"2015-13-01 01:00:00"),
+            Err("month out of range 1-12")
+        );
+        assert!(parse_datetime(b"2015-11-01").is_err());
+        assert!(parse_datetime(b"yesterday").is_err());
+        assert!(parse_datetime(b"2015-11-01 01:00:00+02:00").is_err());
+        assert!(parse_datetime(b"2015-11-01 100:00:00").is_err());
+        assert!(parse_datetime(b"").is_err());
+    }
+}

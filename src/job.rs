@@ -1,0 +1,92 @@
+//! What a named dataflow is to the platform: something every worker installs, steps and reports on.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use timely::worker::Worker;
+
+use crate::progress::Progress;
+
+/// A dataflow that can be installed on the workers of a cluster.
+///
+/// Every worker calls [`Dataflow::install`] with the same arguments, in the same order, and then
+/// steps its worker until the returned handle says the job is done.
+pub trait Dataflow: Send + Sync {
+    /// The registry name (`batch`, `stream`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Builds the dataflow on `worker`.
+    fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle>;
+}
+
+/// Per-process services a job may use while it runs.
+#[derive(Clone, Default)]
+pub struct JobContext {
+    /// Counters shown by the progress reporter and the control API.
+    pub progress: Arc<Progress>,
+}
+
+/// The end-of-job figures, reported by worker 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Records (rows or messages) read.
+    pub read: u64,
+    /// Records written to the lake.
+    pub written: u64,
+    /// Records quarantined, each with its reason.
+    pub quarantined: u64,
+    /// Data files published.
+    pub files: u64,
+    /// Inputs skipped because they were already loaded.
+    pub skipped: u64,
+    /// Free text for the end-of-run line, e.g. where the output went.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "read {} = written {} + quarantined {}; {} files published, {} inputs skipped{}",
+            self.read,
+            self.written,
+            self.quarantined,
+            self.files,
+            self.skipped,
+            if self.detail.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", self.detail)
+            }
+        )
+    }
+}
+
+/// A job installed on one worker.
+pub struct JobHandle {
+    done: Box<dyn Fn() -> bool>,
+    summary: Rc<RefCell<Option<Summary>>>,
+}
+
+impl JobHandle {
+    /// A handle that is done when `done` says so, and whose summary (worker 0 only) lands in `summary`.
+    pub fn new(done: impl Fn() -> bool + 'static, summary: Rc<RefCell<Option<Summary>>>) -> Self {
+        JobHandle {
+            done: Box::new(done),
+            summary,
+        }
+    }
+
+    /// Whether every operator of the job on this worker has finished.
+    pub fn is_done(&self) -> bool {
+        (self.done)()
+    }
+
+    /// The job's summary, once done, on the worker that keeps it.
+    pub fn summary(&self) -> Option<Summary> {
+        self.summary.borrow().clone()
+    }
+}

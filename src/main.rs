@@ -1,0 +1,5 @@
+//! The `traffic` binary.
+
+fn main() {
+    std::process::exit(traffic::cli::main());
+}
