@@ -24,10 +24,8 @@ pub struct Registration {
 impl Registration {
     /// Parses `args` (without the name) and builds the dataflow.
     pub fn parse(&self, args: &[String]) -> Result<Arc<dyn Dataflow>> {
-        let matches = (self.command)()
-            .no_binary_name(true)
-            .try_get_matches_from(args)
-            .map_err(|e| anyhow!("{}", e.render()))?;
+        let matches =
+            (self.command)().no_binary_name(true).try_get_matches_from(args).map_err(|e| anyhow!("{}", e.render()))?;
         (self.build)(&matches)
     }
 }

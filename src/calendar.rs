@@ -70,11 +70,7 @@ pub fn month_index(days: i32) -> i32 {
 
 /// `YYYY-MM` label of a month index.
 pub fn month_label(index: i32) -> String {
-    format!(
-        "{:04}-{:02}",
-        index.div_euclid(12),
-        index.rem_euclid(12) + 1
-    )
+    format!("{:04}-{:02}", index.div_euclid(12), index.rem_euclid(12) + 1)
 }
 
 /// `YYYY-MM-DD` label of a day number.
@@ -101,10 +97,7 @@ mod tests {
     fn weekdays_and_months() {
         assert_eq!(iso_weekday(days_from_civil(2015, 11, 1)), 7); // a Sunday
         assert_eq!(iso_weekday(days_from_civil(2017, 6, 30)), 5); // a Friday
-        assert_eq!(
-            month_label(month_index(days_from_civil(2016, 2, 29))),
-            "2016-02"
-        );
+        assert_eq!(month_label(month_index(days_from_civil(2016, 2, 29))), "2016-02");
         assert_eq!(days_in_month(2016, 2), 29);
         assert_eq!(days_in_month(1900, 2), 28);
         assert_eq!(hour_of(-1), 23);

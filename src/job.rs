@@ -56,11 +56,7 @@ impl std::fmt::Display for Summary {
             self.quarantined,
             self.files,
             self.skipped,
-            if self.detail.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", self.detail)
-            }
+            if self.detail.is_empty() { String::new() } else { format!("; {}", self.detail) }
         )
     }
 }
@@ -74,10 +70,7 @@ pub struct JobHandle {
 impl JobHandle {
     /// A handle that is done when `done` says so, and whose summary (worker 0 only) lands in `summary`.
     pub fn new(done: impl Fn() -> bool + 'static, summary: Rc<RefCell<Option<Summary>>>) -> Self {
-        JobHandle {
-            done: Box::new(done),
-            summary,
-        }
+        JobHandle { done: Box::new(done), summary }
     }
 
     /// Whether every operator of the job on this worker has finished.

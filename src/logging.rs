@@ -38,17 +38,10 @@ impl log::Log for StderrLogger {
 /// `label` names the process in multi-process runs (for example `p1`); empty for single runs.
 pub fn init(label: &str) {
     static LOGGER: OnceLock<StderrLogger> = OnceLock::new();
-    let level = std::env::var("TRAFFIC_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(log::LevelFilter::Info);
+    let level = std::env::var("TRAFFIC_LOG").ok().and_then(|v| v.parse().ok()).unwrap_or(log::LevelFilter::Info);
     let logger = LOGGER.get_or_init(|| StderrLogger {
         level,
-        label: if label.is_empty() {
-            String::new()
-        } else {
-            format!(" [{label}]")
-        },
+        label: if label.is_empty() { String::new() } else { format!(" [{label}]") },
     });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);

@@ -36,20 +36,12 @@ impl Progress {
             "{} records | {}{} | {}/s",
             human_count(records),
             human_bytes(bytes),
-            if total > 0 {
-                format!(" of {}", human_bytes(total))
-            } else {
-                String::new()
-            },
+            if total > 0 { format!(" of {}", human_bytes(total)) } else { String::new() },
             human_bytes((bytes as f64 / seconds) as u64)
         );
         let planned = self.planned.load(Ordering::Relaxed);
         if planned > 0 {
-            line.push_str(&format!(
-                " | committed {}/{}",
-                self.committed.load(Ordering::Relaxed),
-                planned
-            ));
+            line.push_str(&format!(" | committed {}/{}", self.committed.load(Ordering::Relaxed), planned));
         }
         line
     }
@@ -71,11 +63,7 @@ impl Reporter {
         let terminal = std::io::stderr().is_terminal();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
-            let period = if terminal {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(10)
-            };
+            let period = if terminal { Duration::from_millis(200) } else { Duration::from_secs(10) };
             let mut last = Instant::now();
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -94,10 +82,7 @@ impl Reporter {
                 let _ = write!(std::io::stderr(), "\r\x1b[2K");
             }
         });
-        Reporter {
-            stop,
-            thread: Some(thread),
-        }
+        Reporter { stop, thread: Some(thread) }
     }
 }
 
@@ -149,8 +134,6 @@ mod tests {
         let progress = Progress::default();
         Progress::add(&progress.records, 10);
         Progress::add(&progress.planned, 4);
-        assert!(progress
-            .line(Duration::from_secs(1))
-            .contains("committed 0/4"));
+        assert!(progress.line(Duration::from_secs(1)).contains("committed 0/4"));
     }
 }

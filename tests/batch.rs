@@ -23,13 +23,7 @@ fn shipped_rows() -> Vec<Row> {
 }
 
 /// Everything a reader sees in a batch output: count rows and both views.
-fn dataset(
-    url: &str,
-) -> (
-    Vec<Row>,
-    common::reference::Daily,
-    common::reference::Profile,
-) {
+fn dataset(url: &str) -> (Vec<Row>, common::reference::Daily, common::reference::Profile) {
     (
         count_rows(&read_parquet(url, "counts")),
         daily_from(&read_parquet(url, "junction_daily")),
@@ -38,16 +32,8 @@ fn dataset(
 }
 
 fn assert_no_leftovers(url: &str) {
-    assert_eq!(
-        list(url, "_staging"),
-        Vec::<String>::new(),
-        "staged files left behind"
-    );
-    assert_eq!(
-        list(url, "_manifests/chunks"),
-        Vec::<String>::new(),
-        "chunk records left behind"
-    );
+    assert_eq!(list(url, "_staging"), Vec::<String>::new(), "staged files left behind");
+    assert_eq!(list(url, "_manifests/chunks"), Vec::<String>::new(), "chunk records left behind");
 }
 
 #[test]
@@ -55,37 +41,14 @@ fn shipped_data_loads_row_for_row_with_two_workers() {
     let out = temp_dir("shipped");
     let url = out.to_str().unwrap();
     let data = common::data_dir();
-    let stdout = run_ok(
-        &[
-            "run",
-            "batch",
-            "--input",
-            data.to_str().unwrap(),
-            "--output",
-            url,
-            "-w",
-            "2",
-        ],
-        &[],
-    );
+    let stdout = run_ok(&["run", "batch", "--input", data.to_str().unwrap(), "--output", url, "-w", "2"], &[]);
     let expected = shipped_rows();
     let (read, written, quarantined) = summary_counts(&stdout);
-    assert_eq!(
-        (read, written, quarantined),
-        (expected.len() as u64, expected.len() as u64, 0)
-    );
+    assert_eq!((read, written, quarantined), (expected.len() as u64, expected.len() as u64, 0));
 
     let (rows, daily, profile) = dataset(url);
-    assert!(
-        rows == expected,
-        "Parquet rows differ from the CSV rows ({} vs {})",
-        rows.len(),
-        expected.len()
-    );
-    assert_views_equal(
-        (&daily, &profile),
-        (&daily_of(&expected), &profile_of(&expected)),
-    );
+    assert!(rows == expected, "Parquet rows differ from the CSV rows ({} vs {})", rows.len(), expected.len());
+    assert_views_equal((&daily, &profile), (&daily_of(&expected), &profile_of(&expected)));
 
     // Each file sits in the partition of its rows' month and is sorted by junction, then time.
     for path in list(url, "counts") {
@@ -94,21 +57,14 @@ fn shipped_data_loads_row_for_row_with_two_workers() {
         let file_rows: Vec<(i32, i64)> = batches
             .iter()
             .flat_map(|b| {
-                let t = common::column::<arrow::array::TimestampMicrosecondArray>(b, "datetime")
-                    .clone();
+                let t = common::column::<arrow::array::TimestampMicrosecondArray>(b, "datetime").clone();
                 let j = common::column::<arrow::array::Int32Array>(b, "junction").clone();
                 (0..b.num_rows()).map(move |i| (j.value(i), t.value(i)))
             })
             .collect();
-        assert!(
-            file_rows.windows(2).all(|w| w[0] <= w[1]),
-            "{path} is not sorted by junction, datetime"
-        );
+        assert!(file_rows.windows(2).all(|w| w[0] <= w[1]), "{path} is not sorted by junction, datetime");
         for (_, t) in &file_rows {
-            let label = chrono::DateTime::from_timestamp_micros(*t)
-                .unwrap()
-                .format("%Y-%m")
-                .to_string();
+            let label = chrono::DateTime::from_timestamp_micros(*t).unwrap().format("%Y-%m").to_string();
             assert_eq!(label, month, "{path} holds a row of another month");
         }
     }
@@ -118,11 +74,7 @@ fn shipped_data_loads_row_for_row_with_two_workers() {
 #[test]
 fn process_and_worker_counts_give_the_same_dataset() {
     let data = common::data_dir();
-    let shapes: [&[&str]; 3] = [
-        &["-n", "1", "-w", "1"],
-        &["-n", "2", "-w", "1"],
-        &["-n", "1", "-w", "2"],
-    ];
+    let shapes: [&[&str]; 3] = [&["-n", "1", "-w", "1"], &["-n", "2", "-w", "1"], &["-n", "1", "-w", "2"]];
     let mut datasets = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
         let out = temp_dir(&format!("shapes-{i}"));
@@ -174,28 +126,14 @@ fn bad_rows_are_quarantined_once_with_their_reason() {
     let out = dir.join("lake");
     let url = out.to_str().unwrap();
     let stdout = run_ok(
-        &[
-            "run",
-            "batch",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            url,
-            "-w",
-            "2",
-            "--chunk-size",
-            "4KiB",
-        ],
+        &["run", "batch", "--input", input.to_str().unwrap(), "--output", url, "-w", "2", "--chunk-size", "4KiB"],
         &[],
     );
     assert_eq!(summary_counts(&stdout), (13, 4, 9));
 
     let rows = count_rows(&read_parquet(url, "counts"));
     let ids: Vec<i64> = rows.iter().map(|r| r.3).collect();
-    assert_eq!(
-        ids,
-        vec![20151101001, 20151101012, 20151101023, 20151101034]
-    );
+    assert_eq!(ids, vec![20151101001, 20151101012, 20151101023, 20151101034]);
 
     let quarantine = read_parquet(url, "quarantine");
     let mut found: Vec<(i64, String, String)> = Vec::new();
@@ -206,11 +144,7 @@ fn bad_rows_are_quarantined_once_with_their_reason() {
         let source = common::column::<arrow::array::StringArray>(b, "source");
         for i in 0..b.num_rows() {
             assert!(source.value(i).ends_with("/messy.csv"));
-            found.push((
-                line.value(i),
-                raw.value(i).to_string(),
-                reason.value(i).to_string(),
-            ));
+            found.push((line.value(i), raw.value(i).to_string(), reason.value(i).to_string()));
         }
     }
     found.sort();
@@ -237,43 +171,19 @@ fn bad_rows_are_quarantined_once_with_their_reason() {
 fn an_input_of_another_schema_or_missing_is_a_clear_error() {
     let dir = temp_dir("schema");
     let input = dir.join("stream.csv");
-    std::fs::write(
-        &input,
-        "sensor_id,timestamp,average_speed,traffic_density\nS1,2024-01-01T00:00:00Z,50.0,10\n",
-    )
-    .unwrap();
+    std::fs::write(&input, "sensor_id,timestamp,average_speed,traffic_density\nS1,2024-01-01T00:00:00Z,50.0,10\n")
+        .unwrap();
     let out = dir.join("lake");
-    let output = run(
-        &[
-            "run",
-            "batch",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let output = run(&["run", "batch", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()], &[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("sensor_id,timestamp")
-            && stderr.contains("expected DateTime,Junction,Vehicles,ID"),
+        stderr.contains("sensor_id,timestamp") && stderr.contains("expected DateTime,Junction,Vehicles,ID"),
         "{stderr}"
     );
 
     let missing = dir.join("missing.csv");
-    let output = run(
-        &[
-            "run",
-            "batch",
-            "--input",
-            missing.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let output = run(&["run", "batch", "--input", missing.to_str().unwrap(), "--output", out.to_str().unwrap()], &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
     assert!(list(out.to_str().unwrap(), "counts").is_empty());
@@ -289,16 +199,7 @@ fn reruns_skip_loaded_inputs_and_replace_changed_ones() {
     }
     let out = dir.join("lake");
     let url = out.to_str().unwrap();
-    let args = [
-        "run",
-        "batch",
-        "--input",
-        inputs.to_str().unwrap(),
-        "--output",
-        url,
-        "-w",
-        "2",
-    ];
+    let args = ["run", "batch", "--input", inputs.to_str().unwrap(), "--output", url, "-w", "2"];
     run_ok(&args, &[]);
     let first = dataset(url);
 
@@ -314,16 +215,11 @@ fn reruns_skip_loaded_inputs_and_replace_changed_ones() {
     let changed = run_ok(&args, &[]);
     assert_eq!(summary_counts(&changed), (100, 100, 0));
     let mut expected = csv_rows(&shorter);
-    expected.extend(csv_rows(
-        &std::fs::read_to_string(inputs.join("traffic_2.csv")).unwrap(),
-    ));
+    expected.extend(csv_rows(&std::fs::read_to_string(inputs.join("traffic_2.csv")).unwrap()));
     expected.sort_unstable();
     let (rows, daily, profile) = dataset(url);
     assert_eq!(rows, expected);
-    assert_views_equal(
-        (&daily, &profile),
-        (&daily_of(&expected), &profile_of(&expected)),
-    );
+    assert_views_equal((&daily, &profile), (&daily_of(&expected), &profile_of(&expected)));
 
     // --full reloads everything without duplicating a row.
     let full = run_ok(&[&args[..], &["--full"]].concat(), &[]);
@@ -337,34 +233,16 @@ fn single_file_writes_one_file_per_input() {
     let out = temp_dir("single");
     let url = out.to_str().unwrap();
     run_ok(
-        &[
-            "run",
-            "batch",
-            "--input",
-            common::data_dir().to_str().unwrap(),
-            "--output",
-            url,
-            "--single-file",
-            "-w",
-            "2",
-        ],
+        &["run", "batch", "--input", common::data_dir().to_str().unwrap(), "--output", url, "--single-file", "-w", "2"],
         &[],
     );
-    let files: Vec<String> = list(url, "")
-        .into_iter()
-        .filter(|p| !p.starts_with('_') && !p.starts_with("junction_"))
-        .collect();
+    let files: Vec<String> =
+        list(url, "").into_iter().filter(|p| !p.starts_with('_') && !p.starts_with("junction_")).collect();
     assert_eq!(files, vec!["traffic_1.parquet", "traffic_2.parquet"]);
     let one = count_rows(&read_parquet(url, "traffic_1.parquet"));
-    let mut expected =
-        csv_rows(&std::fs::read_to_string(common::data_dir().join("traffic_1.csv")).unwrap());
+    let mut expected = csv_rows(&std::fs::read_to_string(common::data_dir().join("traffic_1.csv")).unwrap());
     expected.sort_unstable();
-    assert!(
-        one == expected,
-        "traffic_1.parquet holds {} rows, the CSV {}",
-        one.len(),
-        expected.len()
-    );
+    assert!(one == expected, "traffic_1.parquet holds {} rows, the CSV {}", one.len(), expected.len());
 }
 
 /// Writes `files` generated inputs of `rows` rows each under `dir`.
@@ -396,12 +274,7 @@ fn generate_inputs(dir: &std::path::Path, files: usize, rows: u64) {
 /// Starts a run, kills it with SIGKILL once some chunks are committed, and returns whether it
 /// was killed (rather than finishing first).
 fn kill_midway(args: &[&str], url: &str) -> bool {
-    let mut child = common::traffic()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::traffic().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -441,27 +314,12 @@ fn a_killed_run_resumes_to_the_dataset_of_an_uninterrupted_one() {
     let expected = dataset(reference.to_str().unwrap());
     assert_eq!(expected.0.len(), 900_000);
 
-    for (round, shape) in [["-n", "1", "-w", "2"], ["-n", "2", "-w", "1"]]
-        .iter()
-        .enumerate()
-    {
+    for (round, shape) in [["-n", "1", "-w", "2"], ["-n", "2", "-w", "1"]].iter().enumerate() {
         let out = dir.join(format!("killed-{round}"));
         let url = out.to_str().unwrap();
-        let mut args = vec![
-            "run",
-            "batch",
-            "--input",
-            input,
-            "--output",
-            url,
-            "--chunk-size",
-            "256KiB",
-        ];
+        let mut args = vec!["run", "batch", "--input", input, "--output", url, "--chunk-size", "256KiB"];
         args.extend_from_slice(shape);
-        assert!(
-            kill_midway(&args, url),
-            "the run finished before it could be killed"
-        );
+        assert!(kill_midway(&args, url), "the run finished before it could be killed");
         let stdout = run_ok(&args, &[]);
         let (read, written, quarantined) = summary_counts(&stdout);
         assert_eq!(read, written + quarantined);
@@ -471,4 +329,41 @@ fn a_killed_run_resumes_to_the_dataset_of_an_uninterrupted_one() {
         assert_views_equal((&resumed.1, &resumed.2), (&expected.1, &expected.2));
         assert_no_leftovers(url);
     }
+}
+
+#[test]
+fn s3_input_and_output_give_the_same_dataset() {
+    let s3 = common::s3::server();
+    let env: Vec<(&str, String)> = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pid = std::process::id();
+    let raw = format!("s3://traffic-raw/shipped-{pid}");
+    let raw_lake = traffic::lake::Lake::open(&raw).unwrap();
+    for name in ["traffic_1.csv", "traffic_2.csv"] {
+        let bytes = std::fs::read(common::data_dir().join(name)).unwrap();
+        raw_lake.put(&format!("2015/{name}"), bytes.into()).unwrap();
+    }
+    let expected = shipped_rows();
+    for (i, shape) in [["-n", "1", "-w", "2"], ["-n", "2", "-w", "1"]].iter().enumerate() {
+        let out = format!("s3://traffic-batch-data/shipped-{pid}-{i}");
+        let mut args = vec!["run", "batch", "--input", &raw, "--output", &out, "--chunk-size", "64KiB"];
+        args.extend_from_slice(shape);
+        let stdout = run_ok(&args, &env);
+        assert_eq!(summary_counts(&stdout), (expected.len() as u64, expected.len() as u64, 0));
+        let (rows, daily, profile) = dataset(&out);
+        assert!(rows == expected, "S3 dataset differs from the CSV rows ({} vs {})", rows.len(), expected.len());
+        assert_views_equal((&daily, &profile), (&daily_of(&expected), &profile_of(&expected)));
+        assert_no_leftovers(&out);
+    }
+
+    // The server checks signatures: a wrong secret is a clear error, not a crash or a hang.
+    let mut bad_env = env.clone();
+    bad_env.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    bad_env.push(("AWS_SECRET_ACCESS_KEY", "not-the-secret"));
+    let out = format!("s3://traffic-batch-data/refused-{pid}");
+    let output = run(&["run", "batch", "--input", &raw, "--output", &out], &bad_env);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SignatureDoesNotMatch") || stderr.contains("403"), "{stderr}");
+    assert!(!stderr.contains("not-the-secret"), "the secret leaked into the error output");
 }

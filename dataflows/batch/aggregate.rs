@@ -28,10 +28,7 @@ pub type ProfileRow = ((i32, u8, u8), (i64, i64));
 
 /// Builds both views from the partials and writes them under the lake; the returned stream is
 /// complete once both files are written.
-pub fn trend_views<'scope>(
-    partials: VecCollection<'scope, u64, Partial>,
-    lake: Lake,
-) -> Stream<'scope, u64, Vec<()>> {
+pub fn trend_views<'scope>(partials: VecCollection<'scope, u64, Partial>, lake: Lake) -> Stream<'scope, u64, Vec<()>> {
     let daily = partials
         .clone()
         .flat_map(|p| match p {
@@ -61,18 +58,8 @@ pub fn trend_views<'scope>(
             }
             output.push((row, 1));
         });
-    let daily_done = write_view(
-        daily,
-        lake.clone(),
-        "junction_daily/junction_daily.parquet",
-        encode_daily,
-    );
-    let profile_done = write_view(
-        profile,
-        lake,
-        "junction_profile/junction_profile.parquet",
-        encode_profile,
-    );
+    let daily_done = write_view(daily, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily);
+    let profile_done = write_view(profile, lake, "junction_profile/junction_profile.parquet", encode_profile);
     daily_done.concat(profile_done)
 }
 
@@ -88,32 +75,28 @@ where
     D: timely::ExchangeData + Ord + Clone,
 {
     let index = view.inner.scope().index();
-    view.inner
-        .unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-            Exchange::new(|_: &(D, u64, isize)| 0),
-            "WriteView",
-            move |capability, _info| {
-                let mut capability = (index == 0).then_some(capability);
-                let mut rows: BTreeMap<D, isize> = BTreeMap::new();
-                move |(input, frontier), _output| {
-                    input.for_each(|_cap, data| {
-                        for (row, _time, diff) in data.drain(..) {
-                            *rows.entry(row).or_insert(0) += diff;
-                        }
-                    });
-                    if frontier.frontier().is_empty() && capability.is_some() {
-                        let visible: Vec<D> = std::mem::take(&mut rows)
-                            .into_iter()
-                            .filter(|(_, n)| *n > 0)
-                            .map(|(row, _)| row)
-                            .collect();
-                        let bytes = encode(visible).unwrap_or_else(|e| fail_stop(&e));
-                        lake.put(target, bytes).unwrap_or_else(|e| fail_stop(&e));
-                        capability = None;
+    view.inner.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Exchange::new(|_: &(D, u64, isize)| 0),
+        "WriteView",
+        move |capability, _info| {
+            let mut capability = (index == 0).then_some(capability);
+            let mut rows: BTreeMap<D, isize> = BTreeMap::new();
+            move |(input, frontier), _output| {
+                input.for_each(|_cap, data| {
+                    for (row, _time, diff) in data.drain(..) {
+                        *rows.entry(row).or_insert(0) += diff;
                     }
+                });
+                if frontier.frontier().is_empty() && capability.is_some() {
+                    let visible: Vec<D> =
+                        std::mem::take(&mut rows).into_iter().filter(|(_, n)| *n > 0).map(|(row, _)| row).collect();
+                    let bytes = encode(visible).unwrap_or_else(|e| fail_stop(&e));
+                    lake.put(target, bytes).unwrap_or_else(|e| fail_stop(&e));
+                    capability = None;
                 }
-            },
-        )
+            }
+        },
+    )
 }
 
 fn encode_daily(rows: Vec<DailyRow>) -> Result<Bytes> {
@@ -132,16 +115,11 @@ fn encode_daily(rows: Vec<DailyRow>) -> Result<Bytes> {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 .0))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1 .2))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1 .3))),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.1 .0 as f64 / r.1 .1 as f64),
-        )),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1 .0 as f64 / r.1 .1 as f64))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 .1))),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    FileFormat::builder()
-        .sorted_by(&[0, 1])
-        .build()
-        .encode(&schema, &[batch])
+    FileFormat::builder().sorted_by(&[0, 1]).build().encode(&schema, &[batch])
 }
 
 fn encode_profile(rows: Vec<ProfileRow>) -> Result<Bytes> {
@@ -154,20 +132,11 @@ fn encode_profile(rows: Vec<ProfileRow>) -> Result<Bytes> {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .0))),
-        Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|r| r.0 .1 as i32),
-        )),
-        Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|r| r.0 .2 as i32),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.1 .0 as f64 / r.1 .1 as f64),
-        )),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .1 as i32))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .2 as i32))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1 .0 as f64 / r.1 .1 as f64))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 .1))),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    FileFormat::builder()
-        .sorted_by(&[0, 1, 2])
-        .build()
-        .encode(&schema, &[batch])
+    FileFormat::builder().sorted_by(&[0, 1, 2]).build().encode(&schema, &[batch])
 }

@@ -13,9 +13,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{
-    chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, LoadCommit,
-};
+use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, LoadCommit};
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan};
 use crate::checkpoint::{create_record, publish};
@@ -50,9 +48,7 @@ pub fn committer<'scope>(
                     let Some(time) = cap.least().copied() else {
                         return;
                     };
-                    let entry = stash
-                        .entry(time)
-                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()));
+                    let entry = stash.entry(time).or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()));
                     entry.1.append(data);
                 });
                 let Some(initial_cap) = initial.as_ref() else {
@@ -62,11 +58,8 @@ pub fn committer<'scope>(
                     let Some(plan) = shared.borrow_mut().take() else {
                         return;
                     };
-                    let (started, changes) =
-                        CommitLog::start(lake.clone(), plan).unwrap_or_else(|e| fail_stop(&e));
-                    output
-                        .session(initial_cap)
-                        .give_iterator(changes.into_iter().map(|(p, d)| (p, 0, d)));
+                    let (started, changes) = CommitLog::start(lake.clone(), plan).unwrap_or_else(|e| fail_stop(&e));
+                    output.session(initial_cap).give_iterator(changes.into_iter().map(|(p, d)| (p, 0, d)));
                     log = Some(started);
                 }
                 let log_ref = log.as_mut().expect("started");
@@ -78,17 +71,11 @@ pub fn committer<'scope>(
                     for record in records {
                         let changes = log_ref.record(record).unwrap_or_else(|e| fail_stop(&e));
                         Progress::add(&progress.committed, 1);
-                        output
-                            .session(&cap)
-                            .give_iterator(changes.into_iter().map(|(p, d)| (p, *cap.time(), d)));
+                        output.session(&cap).give_iterator(changes.into_iter().map(|(p, d)| (p, *cap.time(), d)));
                     }
                 }
                 if frontier.frontier().is_empty() {
-                    let finished = log
-                        .take()
-                        .expect("started")
-                        .finish()
-                        .unwrap_or_else(|e| fail_stop(&e));
+                    let finished = log.take().expect("started").finish().unwrap_or_else(|e| fail_stop(&e));
                     *summary.borrow_mut() = Some(finished);
                     initial = None;
                 }
@@ -114,30 +101,18 @@ impl CommitLog {
     /// Starts from the plan; returns the partials of the visible loads, and publishes loads whose
     /// chunks were all recorded by an interrupted run.
     fn start(lake: Lake, plan: Plan) -> Result<(CommitLog, Vec<(Partial, isize)>)> {
-        let mut changes: Vec<(Partial, isize)> = plan
-            .current
-            .iter()
-            .flat_map(|c| c.partials.records().map(|p| (p, 1)))
-            .collect();
+        let mut changes: Vec<(Partial, isize)> =
+            plan.current.iter().flat_map(|c| c.partials.records().map(|p| (p, 1))).collect();
         let mut log = CommitLog {
             lake,
             loads: HashMap::new(),
             next_seq: plan.next_seq,
-            summary: Summary {
-                skipped: plan.skipped,
-                ..Default::default()
-            },
+            summary: Summary { skipped: plan.skipped, ..Default::default() },
         };
         for load in plan.loads {
             let records = load.recorded.iter().map(|r| (r.chunk, r.clone())).collect();
             let load_id = load.load_id.clone();
-            log.loads.insert(
-                load_id.clone(),
-                PendingLoad {
-                    plan: load,
-                    records,
-                },
-            );
+            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records });
             changes.extend(log.publish_if_complete(&load_id)?);
         }
         Ok((log, changes))
@@ -155,32 +130,20 @@ impl CommitLog {
                 record.quarantined
             );
         }
-        create_record(
-            &self.lake,
-            &chunk_record_path(&record.load_id, record.chunk),
-            &record,
-        )?;
+        create_record(&self.lake, &chunk_record_path(&record.load_id, record.chunk), &record)?;
         let load_id = record.load_id.clone();
-        let Some(pending) = self.loads.get_mut(&load_id) else {
-            bail!("chunk of an unplanned load {load_id}")
-        };
+        let Some(pending) = self.loads.get_mut(&load_id) else { bail!("chunk of an unplanned load {load_id}") };
         pending.records.insert(record.chunk, record);
         self.publish_if_complete(&load_id)
     }
 
     fn publish_if_complete(&mut self, load_id: &str) -> Result<Vec<(Partial, isize)>> {
-        let complete = self
-            .loads
-            .get(load_id)
-            .is_some_and(|p| p.records.len() as u32 == p.plan.chunks);
+        let complete = self.loads.get(load_id).is_some_and(|p| p.records.len() as u32 == p.plan.chunks);
         if !complete {
             return Ok(Vec::new());
         }
         let PendingLoad { plan, records } = self.loads.remove(load_id).expect("pending load");
-        let files: Vec<_> = records
-            .values()
-            .flat_map(|r| r.files.iter().cloned())
-            .collect();
+        let files: Vec<_> = records.values().flat_map(|r| r.files.iter().cloned()).collect();
         let targets: HashSet<&str> = files.iter().map(|f| f.target.as_str()).collect();
         let retired: Vec<String> = plan
             .replaces
@@ -204,9 +167,7 @@ impl CommitLog {
         create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
         publish(&self.lake, &commit.files)?;
         self.lake.delete_many(&commit.retired)?;
-        let chunk_records: Vec<String> = (0..plan.chunks)
-            .map(|c| chunk_record_path(&plan.load_id, c))
-            .collect();
+        let chunk_records: Vec<String> = (0..plan.chunks).map(|c| chunk_record_path(&plan.load_id, c)).collect();
         self.lake.delete_many(&chunk_records)?;
         log::debug!(target: "traffic", "published {} ({})", chunk_records_dir(&plan.load_id), plan.source.url);
         self.next_seq += 1;
@@ -214,8 +175,7 @@ impl CommitLog {
         self.summary.written += commit.written;
         self.summary.quarantined += commit.quarantined;
         self.summary.files += commit.files.len() as u64;
-        let mut changes: Vec<(Partial, isize)> =
-            commit.partials.records().map(|p| (p, 1)).collect();
+        let mut changes: Vec<(Partial, isize)> = commit.partials.records().map(|p| (p, 1)).collect();
         if let Some(old) = &plan.replaces {
             changes.extend(old.partials.records().map(|p| (p, -1)));
         }
@@ -233,9 +193,6 @@ impl CommitLog {
                 unfinished.plan.chunks
             );
         }
-        Ok(Summary {
-            detail: format!("output {}", self.lake.url()),
-            ..self.summary
-        })
+        Ok(Summary { detail: format!("output {}", self.lake.url()), ..self.summary })
     }
 }

@@ -13,9 +13,7 @@ use timely::dataflow::Stream;
 use super::manifest::ChunkRecord;
 use super::partials::Partials;
 use super::plan::ChunkTask;
-use super::schema::{
-    counts_batch, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow,
-};
+use super::schema::{counts_batch, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
 use crate::calendar::{day_of, month_index, month_label};
 use crate::checkpoint::StagedFile;
 use crate::cluster::fail_stop;
@@ -61,8 +59,8 @@ pub fn loader<'scope>(
                 };
                 let task = queue.remove(&time).expect("first task");
                 cap.downgrade(&time);
-                let record = load_chunk(&task, &lake, &counts, &quarantine, &progress)
-                    .unwrap_or_else(|e| fail_stop(&e));
+                let record =
+                    load_chunk(&task, &lake, &counts, &quarantine, &progress).unwrap_or_else(|e| fail_stop(&e));
                 output.session(&*cap).give(record);
                 match queue.first_key_value() {
                     Some((&next, _)) => {
@@ -87,12 +85,8 @@ pub fn load_chunk(
     let (location, path) = task.source.open()?;
     let store = location.store.as_ref();
     let lines = read_lines(store, &path, task.range.0..task.range.1, task.source.size)?;
-    let parsed = parse_chunk(
-        &lines.bytes,
-        lines.offset,
-        &task.layout.columns,
-        task.layout.has_header && lines.offset == 0,
-    );
+    let parsed =
+        parse_chunk(&lines.bytes, lines.offset, &task.layout.columns, task.layout.has_header && lines.offset == 0);
     Progress::add(&progress.records, parsed.read());
     Progress::add(&progress.bytes, task.range.1 - task.range.0);
 
@@ -121,11 +115,7 @@ pub fn load_chunk(
         for (month, rows) in split_by_month(parsed.rows) {
             let count = rows.len();
             let target = format!("counts/month={}/{name}", month_label(month));
-            stage(
-                target,
-                count,
-                counts.encode(&counts_schema(), &[counts_batch(rows)])?,
-            );
+            stage(target, count, counts.encode(&counts_schema(), &[counts_batch(rows)])?);
         }
     }
     let quarantined = parsed.rejected.len() as u64;
@@ -158,10 +148,7 @@ pub fn load_chunk(
 /// Splits rows by calendar month, each part sorted by junction then date-time.
 fn split_by_month(rows: CountColumns) -> Vec<(i32, CountColumns)> {
     let order = sort_order(&rows, |t| month_index(day_of(t)));
-    order
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|run| (run[0].0, gather(&rows, run)))
-        .collect()
+    order.chunk_by(|a, b| a.0 == b.0).map(|run| (run[0].0, gather(&rows, run))).collect()
 }
 
 /// All rows sorted by junction then date-time.
@@ -171,16 +158,8 @@ fn sorted(rows: CountColumns) -> CountColumns {
 
 /// Row order by `(group(datetime), junction, datetime)`; each entry ends with the row index.
 fn sort_order(rows: &CountColumns, group: impl Fn(i64) -> i32) -> Vec<(i32, i32, i64, u32)> {
-    let mut order: Vec<(i32, i32, i64, u32)> = (0..rows.len())
-        .map(|i| {
-            (
-                group(rows.datetime[i]),
-                rows.junction[i],
-                rows.datetime[i],
-                i as u32,
-            )
-        })
-        .collect();
+    let mut order: Vec<(i32, i32, i64, u32)> =
+        (0..rows.len()).map(|i| (group(rows.datetime[i]), rows.junction[i], rows.datetime[i], i as u32)).collect();
     order.sort_unstable();
     order
 }

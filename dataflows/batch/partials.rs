@@ -63,17 +63,9 @@ impl Partials {
         let mut daily: BTreeMap<(i32, i32), DailyPartial> = BTreeMap::new();
         let mut profile: BTreeMap<i32, [(i64, i64); 7 * 24]> = BTreeMap::new();
         let mut last: Option<(i32, i32)> = None;
-        let mut current = DailyPartial {
-            junction: 0,
-            day: 0,
-            total: 0,
-            hours: 0,
-            min: i32::MAX,
-            max: i32::MIN,
-        };
+        let mut current = DailyPartial { junction: 0, day: 0, total: 0, hours: 0, min: i32::MAX, max: i32::MIN };
         for i in 0..rows.len() {
-            let (junction, micros, vehicles) =
-                (rows.junction[i], rows.datetime[i], rows.vehicles[i]);
+            let (junction, micros, vehicles) = (rows.junction[i], rows.datetime[i], rows.vehicles[i]);
             let day = day_of(micros);
             // Rows usually come grouped by junction and day: fold runs before touching the map.
             if last != Some((junction, day)) {
@@ -81,14 +73,7 @@ impl Partials {
                     merge_daily(&mut daily, key, current);
                 }
                 last = Some((junction, day));
-                current = DailyPartial {
-                    junction,
-                    day,
-                    total: 0,
-                    hours: 0,
-                    min: i32::MAX,
-                    max: i32::MIN,
-                };
+                current = DailyPartial { junction, day, total: 0, hours: 0, min: i32::MAX, max: i32::MIN };
             }
             current.total += vehicles as i64;
             current.hours += 1;
@@ -105,23 +90,12 @@ impl Partials {
         let profile = profile
             .into_iter()
             .flat_map(|(junction, slots)| {
-                slots
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, (_, n))| *n > 0)
-                    .map(move |(slot, (total, samples))| ProfilePartial {
-                        junction,
-                        weekday: (slot / 24 + 1) as u8,
-                        hour: (slot % 24) as u8,
-                        total,
-                        samples,
-                    })
+                slots.into_iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, (total, samples))| {
+                    ProfilePartial { junction, weekday: (slot / 24 + 1) as u8, hour: (slot % 24) as u8, total, samples }
+                })
             })
             .collect();
-        Partials {
-            daily: daily.into_values().collect(),
-            profile,
-        }
+        Partials { daily: daily.into_values().collect(), profile }
     }
 
     /// Combines several sets of partials into one (same keys merged).
@@ -142,27 +116,16 @@ impl Partials {
                     .or_insert(*p);
             }
         }
-        Partials {
-            daily: daily.into_values().collect(),
-            profile: profile.into_values().collect(),
-        }
+        Partials { daily: daily.into_values().collect(), profile: profile.into_values().collect() }
     }
 
     /// Every partial, as collection records.
     pub fn records(&self) -> impl Iterator<Item = Partial> + '_ {
-        self.daily
-            .iter()
-            .copied()
-            .map(Partial::Daily)
-            .chain(self.profile.iter().copied().map(Partial::Profile))
+        self.daily.iter().copied().map(Partial::Daily).chain(self.profile.iter().copied().map(Partial::Profile))
     }
 }
 
-fn merge_daily(
-    daily: &mut BTreeMap<(i32, i32), DailyPartial>,
-    key: (i32, i32),
-    part: DailyPartial,
-) {
+fn merge_daily(daily: &mut BTreeMap<(i32, i32), DailyPartial>, key: (i32, i32), part: DailyPartial) {
     daily
         .entry(key)
         .and_modify(|d| {
@@ -183,40 +146,16 @@ mod tests {
     fn daily_and_profile_partials() {
         let monday = days_from_civil(2015, 11, 2) as i64 * MICROS_PER_DAY;
         let rows = CountColumns {
-            datetime: vec![
-                monday,
-                monday + MICROS_PER_HOUR,
-                monday,
-                monday + MICROS_PER_DAY,
-            ],
+            datetime: vec![monday, monday + MICROS_PER_HOUR, monday, monday + MICROS_PER_DAY],
             junction: vec![1, 1, 2, 1],
             vehicles: vec![10, 20, 5, 7],
             id: vec![1, 2, 3, 4],
         };
         let partials = Partials::of(&rows);
         let day = days_from_civil(2015, 11, 2);
-        assert_eq!(
-            partials.daily[0],
-            DailyPartial {
-                junction: 1,
-                day,
-                total: 30,
-                hours: 2,
-                min: 10,
-                max: 20
-            }
-        );
+        assert_eq!(partials.daily[0], DailyPartial { junction: 1, day, total: 30, hours: 2, min: 10, max: 20 });
         assert_eq!(partials.daily.len(), 3);
-        assert_eq!(
-            partials.profile[0],
-            ProfilePartial {
-                junction: 1,
-                weekday: 1,
-                hour: 0,
-                total: 10,
-                samples: 1
-            }
-        );
+        assert_eq!(partials.profile[0], ProfilePartial { junction: 1, weekday: 1, hour: 0, total: 10, samples: 1 });
         assert_eq!(partials.profile.len(), 4);
         let twice = Partials::merge([&partials, &partials]);
         assert_eq!(twice.daily[0].total, 60);

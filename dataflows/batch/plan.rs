@@ -93,43 +93,33 @@ pub fn planner<'scope>(
     progress: Arc<Progress>,
 ) -> Stream<'scope, u64, Vec<ChunkTask>> {
     let (index, peers) = (scope.index(), scope.peers());
-    source::<_, CapacityContainerBuilder<Vec<ChunkTask>>, _, _>(
-        scope,
-        "Plan",
-        move |capability, _info| {
-            let mut capability = (index == 0).then_some(capability);
-            move |output| {
-                let Some(capability) = capability.take() else {
-                    return;
-                };
-                let plan =
-                    recover_and_plan(&lake, &settings, peers).unwrap_or_else(|e| fail_stop(&e));
-                let bytes: u64 = plan.tasks.iter().map(|t| t.range.1 - t.range.0).sum();
-                Progress::add(&progress.total_bytes, bytes);
-                Progress::add(&progress.planned, plan.tasks.len() as u64);
-                log::info!(
-                    target: "traffic",
-                    "batch: {} chunks of {} inputs to load ({} bytes) on {peers} workers, {} inputs already loaded",
-                    plan.tasks.len(),
-                    plan.loads.len(),
-                    bytes,
-                    plan.skipped
-                );
-                output
-                    .session(&capability)
-                    .give_iterator(plan.tasks.iter().cloned());
-                *shared.borrow_mut() = Some(plan);
-            }
-        },
-    )
+    source::<_, CapacityContainerBuilder<Vec<ChunkTask>>, _, _>(scope, "Plan", move |capability, _info| {
+        let mut capability = (index == 0).then_some(capability);
+        move |output| {
+            let Some(capability) = capability.take() else {
+                return;
+            };
+            let plan = recover_and_plan(&lake, &settings, peers).unwrap_or_else(|e| fail_stop(&e));
+            let bytes: u64 = plan.tasks.iter().map(|t| t.range.1 - t.range.0).sum();
+            Progress::add(&progress.total_bytes, bytes);
+            Progress::add(&progress.planned, plan.tasks.len() as u64);
+            log::info!(
+                target: "traffic",
+                "batch: {} chunks of {} inputs to load ({} bytes) on {peers} workers, {} inputs already loaded",
+                plan.tasks.len(),
+                plan.loads.len(),
+                bytes,
+                plan.skipped
+            );
+            output.session(&capability).give_iterator(plan.tasks.iter().cloned());
+            *shared.borrow_mut() = Some(plan);
+        }
+    })
 }
 
 /// Finishes what an interrupted run left, then plans this run.
 pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) -> Result<Plan> {
-    let commits: Vec<LoadCommit> = list_records(lake, LOAD_COMMITS)?
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    let commits: Vec<LoadCommit> = list_records(lake, LOAD_COMMITS)?.into_iter().map(|(_, c)| c).collect();
     if let Some(last) = commits.last() {
         finish_publication(lake, last)?;
     }
@@ -149,19 +139,12 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
         let mut stems = HashSet::new();
         for input in &inputs {
             if !stems.insert(input.stem().to_string()) {
-                bail!(
-                    "--single-file: two inputs are named '{}'; their outputs would collide",
-                    input.stem()
-                );
+                bail!("--single-file: two inputs are named '{}'; their outputs would collide", input.stem());
             }
         }
     }
 
-    let mut plan = Plan {
-        next_seq,
-        current: current.values().cloned().collect(),
-        ..Default::default()
-    };
+    let mut plan = Plan { next_seq, current: current.values().cloned().collect(), ..Default::default() };
     let mut to_load = Vec::new();
     for input in inputs {
         let existing = current.get(&input.url);
@@ -174,30 +157,19 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
     let layouts = read_layouts(to_load.iter().map(|(input, _)| input))?;
     let mut chunk_loads = Vec::new();
     for ((source, replaces), layout) in to_load.into_iter().zip(layouts) {
-        let chunk_size = if settings.single_file {
-            "single".to_string()
-        } else {
-            settings.chunk_size.to_string()
-        };
+        let chunk_size = if settings.single_file { "single".to_string() } else { settings.chunk_size.to_string() };
         let modified = source.modified.to_string();
         let size = source.size.to_string();
         let previous = replaces.as_ref().map_or("", |c| c.load_id.as_str());
         let etag = source.etag.as_deref().unwrap_or("");
-        let load_id = format!(
-            "{:016x}",
-            stable_hash(&[&source.url, &size, &modified, etag, &chunk_size, previous])
-        );
-        let ranges = if settings.single_file {
-            vec![0..source.size]
-        } else {
-            split_ranges(source.size, settings.chunk_size)
-        };
-        let recorded: Vec<ChunkRecord> =
-            list_records::<ChunkRecord>(lake, &chunk_records_dir(&load_id))?
-                .into_iter()
-                .map(|(_, r)| r)
-                .filter(|r| (r.chunk as usize) < ranges.len())
-                .collect();
+        let load_id = format!("{:016x}", stable_hash(&[&source.url, &size, &modified, etag, &chunk_size, previous]));
+        let chunk_bytes = if settings.single_file { u64::MAX } else { settings.chunk_size };
+        let ranges = split_ranges(source.size, chunk_bytes);
+        let recorded: Vec<ChunkRecord> = list_records::<ChunkRecord>(lake, &chunk_records_dir(&load_id))?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| (r.chunk as usize) < ranges.len())
+            .collect();
         let done: HashSet<u32> = recorded.iter().map(|r| r.chunk).collect();
         for (chunk, range) in ranges.iter().enumerate() {
             if !done.contains(&(chunk as u32)) {
@@ -214,13 +186,7 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
             }
         }
         chunk_loads.push(load_id.clone());
-        plan.loads.push(LoadPlan {
-            load_id,
-            source,
-            chunks: ranges.len() as u32,
-            recorded,
-            replaces,
-        });
+        plan.loads.push(LoadPlan { load_id, source, chunks: ranges.len() as u32, recorded, replaces });
     }
     discard_stale(lake, &plan, &chunk_loads)?;
     deal(&mut plan.tasks, workers);
@@ -231,11 +197,7 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
 fn finish_publication(lake: &Lake, commit: &LoadCommit) -> Result<()> {
     publish(lake, &commit.files)?;
     lake.delete_many(&commit.retired)?;
-    let records: Vec<String> = lake
-        .list(&chunk_records_dir(&commit.load_id))?
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
+    let records: Vec<String> = lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
     lake.delete_many(&records)
 }
 
@@ -244,17 +206,10 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
     let keep: HashSet<String> = plan
         .loads
         .iter()
-        .flat_map(|l| {
-            l.recorded
-                .iter()
-                .flat_map(|r| r.files.iter().map(|f| f.staged.clone()))
-        })
+        .flat_map(|l| l.recorded.iter().flat_map(|r| r.files.iter().map(|f| f.staged.clone())))
         .collect();
     let discarded = discard_staged(lake, STAGING, &keep)?;
-    let live: HashSet<String> = live_loads
-        .iter()
-        .map(|id| format!("{}/", chunk_records_dir(id)))
-        .collect();
+    let live: HashSet<String> = live_loads.iter().map(|id| format!("{}/", chunk_records_dir(id))).collect();
     let stale: Vec<String> = lake
         .list("_manifests/chunks")?
         .into_iter()
@@ -272,9 +227,7 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
 fn deal(tasks: &mut [ChunkTask], workers: usize) {
     let mut assigned = vec![0u64; workers.max(1)];
     for (i, task) in tasks.iter_mut().enumerate() {
-        let worker = (0..assigned.len())
-            .min_by_key(|&w| (assigned[w], w))
-            .expect("at least one worker");
+        let worker = (0..assigned.len()).min_by_key(|&w| (assigned[w], w)).expect("at least one worker");
         assigned[worker] += task.range.1 - task.range.0 + 1;
         task.worker = worker;
         task.time = i as u64 + 1;
@@ -289,11 +242,7 @@ fn read_layouts<'a>(inputs: impl Iterator<Item = &'a InputFile>) -> Result<Vec<L
         futures::stream::iter(inputs.iter().map(|input| async move {
             let (location, path) = input.open()?;
             let end = input.size.min(64 * 1024);
-            let bytes = if end == 0 {
-                bytes::Bytes::new()
-            } else {
-                location.store.get_range(&path, 0..end).await?
-            };
+            let bytes = if end == 0 { bytes::Bytes::new() } else { location.store.get_range(&path, 0..end).await? };
             anyhow::Ok(bytes)
         }))
         .buffered(16)
@@ -307,7 +256,7 @@ fn read_layouts<'a>(inputs: impl Iterator<Item = &'a InputFile>) -> Result<Vec<L
             let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
             let line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            detect_layout(line).with_context(|| format!("{}", input.url))
+            detect_layout(line).with_context(|| input.url.clone())
         })
         .collect()
 }
@@ -322,12 +271,7 @@ mod tests {
             time: 0,
             worker: 0,
             load_id: String::new(),
-            source: InputFile {
-                url: String::new(),
-                size: 0,
-                modified: 0,
-                etag: None,
-            },
+            source: InputFile { url: String::new(), size: 0, modified: 0, etag: None },
             layout: detect_layout(b"").unwrap(),
             chunk: 0,
             range: (0, len),
@@ -335,13 +279,7 @@ mod tests {
         };
         let mut tasks = vec![task(100), task(10), task(10), task(100)];
         deal(&mut tasks, 2);
-        assert_eq!(
-            tasks.iter().map(|t| t.worker).collect::<Vec<_>>(),
-            vec![0, 1, 1, 1]
-        );
-        assert_eq!(
-            tasks.iter().map(|t| t.time).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4]
-        );
+        assert_eq!(tasks.iter().map(|t| t.worker).collect::<Vec<_>>(), vec![0, 1, 1, 1]);
+        assert_eq!(tasks.iter().map(|t| t.time).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     }
 }

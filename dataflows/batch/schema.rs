@@ -15,11 +15,7 @@ pub fn counts_schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             Arc::new(Schema::new(vec![
-                Field::new(
-                    "datetime",
-                    DataType::Timestamp(TimeUnit::Microsecond, None),
-                    false,
-                ),
+                Field::new("datetime", DataType::Timestamp(TimeUnit::Microsecond, None), false),
                 Field::new("junction", DataType::Int32, false),
                 Field::new("vehicles", DataType::Int32, false),
                 Field::new("id", DataType::Int64, false),
@@ -30,11 +26,7 @@ pub fn counts_schema() -> SchemaRef {
 
 /// Counts files: sorted by junction then date-time, so row-group statistics prune by junction.
 pub fn counts_format() -> FileFormat {
-    FileFormat::builder()
-        .delta("datetime")
-        .delta("id")
-        .sorted_by(&[1, 0])
-        .build()
+    FileFormat::builder().delta("datetime").delta("id").sorted_by(&[1, 0]).build()
 }
 
 /// A record batch of counts from columns already in output order.
@@ -81,16 +73,11 @@ pub struct QuarantineRow<'a> {
 /// A record batch of quarantined lines.
 pub fn quarantine_batch<'a>(rows: impl Iterator<Item = QuarantineRow<'a>> + Clone) -> RecordBatch {
     let arrays: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.clone().map(|r| r.source),
-        )),
+        Arc::new(StringArray::from_iter_values(rows.clone().map(|r| r.source))),
         Arc::new(Int64Array::from_iter_values(rows.clone().map(|r| r.line))),
-        Arc::new(Int64Array::from_iter_values(
-            rows.clone().map(|r| r.byte_offset),
-        )),
+        Arc::new(Int64Array::from_iter_values(rows.clone().map(|r| r.byte_offset))),
         Arc::new(StringArray::from_iter_values(rows.clone().map(|r| r.raw))),
         Arc::new(StringArray::from_iter_values(rows.map(|r| r.reason))),
     ];
-    RecordBatch::try_new(quarantine_schema(), arrays)
-        .expect("quarantine columns match their schema")
+    RecordBatch::try_new(quarantine_schema(), arrays).expect("quarantine columns match their schema")
 }

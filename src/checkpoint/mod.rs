@@ -34,12 +34,7 @@ pub struct StagedFile {
 impl StagedFile {
     /// A file for `target` staged under `_staging/<unit>/`.
     pub fn new(unit: &str, target: String, rows: u64, bytes: u64) -> StagedFile {
-        StagedFile {
-            staged: format!("{STAGING}/{unit}/{target}"),
-            target,
-            rows,
-            bytes,
-        }
+        StagedFile { staged: format!("{STAGING}/{unit}/{target}"), target, rows, bytes }
     }
 }
 
@@ -52,10 +47,7 @@ pub fn create_record<T: Serialize>(lake: &Lake, path: &str, record: &T) -> Resul
     }
     match lake.get(path)? {
         Some(existing) if existing == bytes => Ok(()),
-        _ => bail!(
-            "{}/{path} already exists with other content: is another run writing to this output?",
-            lake.url()
-        ),
+        _ => bail!("{}/{path} already exists with other content: is another run writing to this output?", lake.url()),
     }
 }
 
@@ -63,9 +55,9 @@ pub fn create_record<T: Serialize>(lake: &Lake, path: &str, record: &T) -> Resul
 pub fn read_record<T: DeserializeOwned>(lake: &Lake, path: &str) -> Result<Option<T>> {
     match lake.get(path)? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .with_context(|| format!("corrupt record {}/{path}", lake.url())),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).with_context(|| format!("corrupt record {}/{path}", lake.url()))
+        }
     }
 }
 
@@ -96,21 +88,13 @@ pub fn list_records<T: DeserializeOwned>(lake: &Lake, prefix: &str) -> Result<Ve
 
 /// Moves every staged file to its final name (idempotent, several at a time).
 pub fn publish(lake: &Lake, files: &[StagedFile]) -> Result<()> {
-    let moves: Vec<(String, String)> = files
-        .iter()
-        .map(|f| (f.staged.clone(), f.target.clone()))
-        .collect();
+    let moves: Vec<(String, String)> = files.iter().map(|f| (f.staged.clone(), f.target.clone())).collect();
     lake.publish_many(&moves)
 }
 
 /// Deletes staged files under `prefix` that are not in `keep`; returns how many went.
 pub fn discard_staged(lake: &Lake, prefix: &str, keep: &HashSet<String>) -> Result<usize> {
-    let garbage: Vec<String> = lake
-        .list(prefix)?
-        .into_iter()
-        .map(|e| e.path)
-        .filter(|p| !keep.contains(p))
-        .collect();
+    let garbage: Vec<String> = lake.list(prefix)?.into_iter().map(|e| e.path).filter(|p| !keep.contains(p)).collect();
     lake.delete_many(&garbage)?;
     Ok(garbage.len())
 }
@@ -147,8 +131,7 @@ mod tests {
         let lake = Lake::open("memory://checkpoint-test2").unwrap();
         let keep = StagedFile::new("u1", "data/a.parquet".into(), 1, 1);
         lake.put(&keep.staged, Bytes::from_static(b"a")).unwrap();
-        lake.put("_staging/u2/data/b.parquet", Bytes::from_static(b"b"))
-            .unwrap();
+        lake.put("_staging/u2/data/b.parquet", Bytes::from_static(b"b")).unwrap();
         let kept: HashSet<String> = [keep.staged.clone()].into();
         assert_eq!(discard_staged(&lake, STAGING, &kept).unwrap(), 1);
         publish(&lake, std::slice::from_ref(&keep)).unwrap();

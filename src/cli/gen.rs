@@ -56,8 +56,8 @@ impl SplitMix64 {
 /// Hourly traffic shape: night trough, morning and evening peaks.
 pub fn hourly_shape(hour: u32) -> f64 {
     const SHAPE: [f64; 24] = [
-        0.35, 0.25, 0.2, 0.18, 0.2, 0.35, 0.7, 1.2, 1.5, 1.2, 1.0, 1.0, 1.05, 1.0, 1.0, 1.1, 1.35,
-        1.6, 1.5, 1.1, 0.9, 0.75, 0.6, 0.45,
+        0.35, 0.25, 0.2, 0.18, 0.2, 0.35, 0.7, 1.2, 1.5, 1.2, 1.0, 1.0, 1.05, 1.0, 1.0, 1.1, 1.35, 1.6, 1.5, 1.1, 0.9,
+        0.75, 0.6, 0.45,
     ];
     SHAPE[hour as usize % 24]
 }
@@ -72,20 +72,14 @@ pub fn gen_counts(args: &GenCountsArgs) -> Result<()> {
         Box::new(std::io::stdout().lock())
     } else {
         Box::new(
-            std::fs::File::create(&args.output)
-                .with_context(|| format!("cannot create {}", args.output.display()))?,
+            std::fs::File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?,
         )
     };
-    let mut writer = ::csv::WriterBuilder::new()
-        .buffer_capacity(1 << 20)
-        .from_writer(sink);
+    let mut writer = ::csv::WriterBuilder::new().buffer_capacity(1 << 20).from_writer(sink);
     writer.write_record(["DateTime", "Junction", "Vehicles", "ID"])?;
     let mut rng = SplitMix64::new(args.seed);
-    let scales: Vec<f64> = (0..junctions)
-        .map(|j| 45.0 / (1.0 + j as f64 * 0.8))
-        .collect();
-    let (mut junction_text, mut vehicles_text, mut id_text) =
-        (String::new(), String::new(), String::new());
+    let scales: Vec<f64> = (0..junctions).map(|j| 45.0 / (1.0 + j as f64 * 0.8)).collect();
+    let (mut junction_text, mut vehicles_text, mut id_text) = (String::new(), String::new(), String::new());
     let mut written = 0;
     let mut hour_index: u64 = 0;
     'hours: loop {
@@ -101,11 +95,8 @@ pub fn gen_counts(args: &GenCountsArgs) -> Result<()> {
                 break 'hours;
             }
             let noise = 0.8 + 0.4 * rng.next_f64();
-            let vehicles =
-                (scales[j as usize] * hourly_shape(hour) * weekend * growth * noise).round() as u64;
-            let id = ((((y as u64 * 100 + m as u64) * 100 + d as u64) * 100 + hour as u64) * width)
-                + j as u64
-                + 1;
+            let vehicles = (scales[j as usize] * hourly_shape(hour) * weekend * growth * noise).round() as u64;
+            let id = ((((y as u64 * 100 + m as u64) * 100 + d as u64) * 100 + hour as u64) * width) + j as u64 + 1;
             set_number(&mut junction_text, j as u64 + 1);
             set_number(&mut vehicles_text, vehicles);
             set_number(&mut id_text, id);
@@ -144,13 +135,7 @@ mod tests {
     #[test]
     fn generates_the_seed_schema() {
         let path = std::env::temp_dir().join(format!("traffic-gen-{}.csv", std::process::id()));
-        let args = GenCountsArgs {
-            rows: 9,
-            junctions: 4,
-            output: path.clone(),
-            start: "2015-11-01".into(),
-            seed: 7,
-        };
+        let args = GenCountsArgs { rows: 9, junctions: 4, output: path.clone(), start: "2015-11-01".into(), seed: 7 };
         gen_counts(&args).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

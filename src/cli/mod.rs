@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 
 /// Top-level command line.
 #[derive(Parser, Debug)]
-#[command(
-    name = "traffic",
-    version,
-    about = "City traffic data platform on Timely and Differential Dataflow"
-)]
+#[command(name = "traffic", version, about = "City traffic data platform on Timely and Differential Dataflow")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +50,7 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::cluster::failstop::describe(&error));
             1
         }
     }

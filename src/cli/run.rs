@@ -20,23 +20,14 @@ pub struct RunArgs {
 /// Runs a dataflow: starts the local processes of a cluster, or is one process of it.
 pub fn run(args: RunArgs) -> Result<()> {
     let registration = crate::dataflows::find(&args.dataflow).ok_or_else(|| {
-        let names: Vec<&str> = crate::dataflows::registry()
-            .iter()
-            .map(|r| r.name)
-            .collect();
-        anyhow!(
-            "no dataflow named '{}'; known: {}",
-            args.dataflow,
-            names.join(", ")
-        )
+        let names: Vec<&str> = crate::dataflows::registry().iter().map(|r| r.name).collect();
+        anyhow!("no dataflow named '{}'; known: {}", args.dataflow, names.join(", "))
     })?;
     let command = ClusterArgs::augment_args((registration.command)())
         .bin_name(format!("traffic run {}", registration.name))
         .about(registration.about);
     let matches = command
-        .try_get_matches_from(
-            std::iter::once(registration.name.to_string()).chain(args.args.iter().cloned()),
-        )
+        .try_get_matches_from(std::iter::once(registration.name.to_string()).chain(args.args.iter().cloned()))
         .unwrap_or_else(|e| e.exit());
     let cluster = ClusterArgs::from_arg_matches(&matches)?;
     let dataflow = (registration.build)(&matches)?;
@@ -48,11 +39,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let summary = run_job(dataflow, &spec)?;
     if let Some(summary) = summary {
-        println!(
-            "{} finished in {:.2} s: {summary}",
-            registration.name,
-            started.elapsed().as_secs_f64()
-        );
+        println!("{} finished in {:.2} s: {summary}", registration.name, started.elapsed().as_secs_f64());
     }
     Ok(())
 }

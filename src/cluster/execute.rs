@@ -17,14 +17,11 @@ use crate::progress::Reporter;
 /// stop too, and a rerun resumes from the job's checkpoints.
 pub fn run_job(dataflow: Arc<dyn Dataflow>, spec: &ClusterSpec) -> Result<Option<Summary>> {
     let context = JobContext::default();
-    let reporter =
-        (spec.process == 0).then(|| Reporter::start(dataflow.name(), context.progress.clone()));
+    let reporter = (spec.process == 0).then(|| Reporter::start(dataflow.name(), context.progress.clone()));
     let guards = timely::execute(spec.timely_config(), move |worker| {
         let handle = match dataflow.install(worker, &context) {
             Ok(handle) => handle,
-            Err(error) => {
-                fail_stop(&error.context(format!("cannot start dataflow '{}'", dataflow.name())))
-            }
+            Err(error) => fail_stop(&error.context(format!("cannot start dataflow '{}'", dataflow.name()))),
         };
         while !handle.is_done() {
             worker.step_or_park(Some(Duration::from_millis(20)));

@@ -4,8 +4,7 @@ use anyhow::{bail, Context, Result};
 
 /// Reads a hostfile; blank lines and `#` comments are ignored.
 pub fn read_hostfile(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read hostfile {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read hostfile {}", path.display()))?;
     parse_hostfile(&text).with_context(|| format!("bad hostfile {}", path.display()))
 }
 
@@ -33,8 +32,7 @@ pub fn parse_hostfile(text: &str) -> Result<Vec<String>> {
 
 /// Writes a hostfile for `hosts`.
 pub fn format_hostfile(hosts: &[String]) -> String {
-    let mut text =
-        String::from("# traffic cluster: one host:port per process, in process-index order\n");
+    let mut text = String::from("# traffic cluster: one host:port per process, in process-index order\n");
     for host in hosts {
         text.push_str(host);
         text.push('\n');
@@ -48,8 +46,7 @@ mod tests {
 
     #[test]
     fn parses_hosts_and_comments() {
-        let hosts =
-            parse_hostfile("# cluster\n127.0.0.1:2101\n\n127.0.0.2:2102 # second\n").unwrap();
+        let hosts = parse_hostfile("# cluster\n127.0.0.1:2101\n\n127.0.0.2:2102 # second\n").unwrap();
         assert_eq!(hosts, vec!["127.0.0.1:2101", "127.0.0.2:2102"]);
         assert_eq!(parse_hostfile(&format_hostfile(&hosts)).unwrap(), hosts);
         assert!(parse_hostfile("localhost").is_err());

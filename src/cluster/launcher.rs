@@ -43,18 +43,12 @@ pub fn launch_local(args: &[String], processes: usize) -> Result<()> {
     std::fs::write(&hostfile, format_hostfile(&addresses)).context("cannot write the hostfile")?;
     let exe = std::env::current_exe().context("cannot find this program")?;
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            remember_signal as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            remember_signal as *const () as libc::sighandler_t,
-        );
+        libc::signal(libc::SIGINT, remember_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, remember_signal as *const () as libc::sighandler_t);
     }
     let mut children = Vec::new();
     let last_errors: Vec<Arc<Mutex<String>>> = (0..processes).map(|_| Arc::default()).collect();
-    for index in 0..processes {
+    for (index, last_error) in last_errors.iter().enumerate() {
         let mut command = Command::new(&exe);
         command
             .args(args)
@@ -72,11 +66,9 @@ pub fn launch_local(args: &[String], processes: usize) -> Result<()> {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start process {index}"))?;
+        let mut child = command.spawn().with_context(|| format!("cannot start process {index}"))?;
         if let Some(stderr) = child.stderr.take() {
-            let last = last_errors[index].clone();
+            let last = last_error.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     eprintln!("{line}");
@@ -98,11 +90,7 @@ pub fn launch_local(args: &[String], processes: usize) -> Result<()> {
         Supervised::Failed(index, status) => {
             std::thread::sleep(Duration::from_millis(100));
             let last = last_errors[index].lock().expect("error line").clone();
-            let detail = if last.is_empty() {
-                String::new()
-            } else {
-                format!(": {last}")
-            };
+            let detail = if last.is_empty() { String::new() } else { format!(": {last}") };
             bail!("process {index} failed ({status}); the cluster was stopped{detail}")
         }
     }

@@ -38,11 +38,7 @@ pub struct ClusterSpec {
 impl ClusterSpec {
     /// A single process with `workers` threads.
     pub fn local(workers: usize) -> Self {
-        ClusterSpec {
-            workers,
-            process: 0,
-            addresses: Vec::new(),
-        }
+        ClusterSpec { workers, process: 0, addresses: Vec::new() }
     }
 
     /// Number of processes.
@@ -85,23 +81,12 @@ impl ClusterArgs {
             (Some(path), Some(index)) => {
                 let addresses = read_hostfile(path)?;
                 if self.processes > 1 && addresses.len() != self.processes as usize {
-                    bail!(
-                        "-n {} but the hostfile lists {} processes",
-                        self.processes,
-                        addresses.len()
-                    );
+                    bail!("-n {} but the hostfile lists {} processes", self.processes, addresses.len());
                 }
                 if index as usize >= addresses.len() {
-                    bail!(
-                        "--process-index {index} but the hostfile lists {} processes",
-                        addresses.len()
-                    );
+                    bail!("--process-index {index} but the hostfile lists {} processes", addresses.len());
                 }
-                Ok(ClusterSpec {
-                    workers,
-                    process: index as usize,
-                    addresses,
-                })
+                Ok(ClusterSpec { workers, process: index as usize, addresses })
             }
         }
     }
@@ -113,11 +98,7 @@ mod tests {
 
     #[test]
     fn single_process_by_default() {
-        let args = ClusterArgs {
-            processes: 1,
-            workers: 2,
-            ..Default::default()
-        };
+        let args = ClusterArgs { processes: 1, workers: 2, ..Default::default() };
         assert!(!args.launches_locally());
         assert_eq!(args.spec().unwrap(), ClusterSpec::local(2));
     }
@@ -126,18 +107,9 @@ mod tests {
     fn hostfile_processes_must_agree() {
         let path = std::env::temp_dir().join(format!("traffic-hosts-{}", std::process::id()));
         std::fs::write(&path, "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
-        let args = ClusterArgs {
-            processes: 3,
-            workers: 1,
-            hostfile: Some(path.clone()),
-            process_index: Some(0),
-        };
+        let args = ClusterArgs { processes: 3, workers: 1, hostfile: Some(path.clone()), process_index: Some(0) };
         assert!(args.spec().is_err());
-        let args = ClusterArgs {
-            processes: 2,
-            process_index: Some(1),
-            ..args
-        };
+        let args = ClusterArgs { processes: 2, process_index: Some(1), ..args };
         let spec = args.spec().unwrap();
         assert_eq!((spec.process, spec.processes()), (1, 2));
         std::fs::remove_file(path).unwrap();

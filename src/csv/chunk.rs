@@ -12,9 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 /// The ranges depend only on the two numbers, so a resumed run cuts a file exactly as before.
 pub fn split_ranges(size: u64, chunk_size: u64) -> Vec<Range<u64>> {
     let count = size.div_ceil(chunk_size.max(1)).max(1);
-    (0..count)
-        .map(|i| (size * i / count)..(size * (i + 1) / count))
-        .collect()
+    (0..count).map(|i| (size * i / count)..(size * (i + 1) / count)).collect()
 }
 
 /// A chunk's lines: the bytes of every line that starts inside the range, and where they start.
@@ -31,12 +29,7 @@ const TAIL: u64 = 64 * 1024;
 ///
 /// A line that crosses the range's end is read whole; a line that began before the range is
 /// left to the previous chunk. Every line of the file thus belongs to exactly one chunk.
-pub fn read_lines(
-    store: &dyn ObjectStore,
-    path: &Path,
-    range: Range<u64>,
-    size: u64,
-) -> Result<ChunkBytes> {
+pub fn read_lines(store: &dyn ObjectStore, path: &Path, range: Range<u64>, size: u64) -> Result<ChunkBytes> {
     let fetch = |r: Range<u64>| -> Result<Bytes> {
         if r.start >= r.end {
             return Ok(Bytes::new());
@@ -65,10 +58,7 @@ pub fn read_lines(
     };
     let first_line_start = read_start + first as u64;
     if first_line_start >= range.end {
-        return Ok(ChunkBytes {
-            bytes: Bytes::new(),
-            offset: first_line_start,
-        });
+        return Ok(ChunkBytes { bytes: Bytes::new(), offset: first_line_start });
     }
     // The last owned line is the one holding byte `range.end - 1`; it ends at the next newline.
     let last_byte = (range.end - 1 - read_start) as usize;
@@ -84,10 +74,7 @@ pub fn read_lines(
         read_end = next;
     };
     let bytes = buffer.freeze().slice(first..end);
-    Ok(ChunkBytes {
-        bytes,
-        offset: first_line_start,
-    })
+    Ok(ChunkBytes { bytes, offset: first_line_start })
 }
 
 /// Counts the lines that start before `offset` (so the 1-based number of the line at `offset`

@@ -23,13 +23,7 @@ pub struct ColumnMap {
 impl Default for ColumnMap {
     /// The seed's order: `DateTime,Junction,Vehicles,ID`.
     fn default() -> Self {
-        ColumnMap {
-            datetime: 0,
-            junction: 1,
-            vehicles: 2,
-            id: 3,
-            width: 4,
-        }
+        ColumnMap { datetime: 0, junction: 1, vehicles: 2, id: 3, width: 4 }
     }
 }
 
@@ -49,16 +43,9 @@ pub struct Layout {
 /// columns found, so a file of another schema fails loudly instead of loading wrong columns.
 pub fn detect_layout(first_line: &[u8]) -> Result<Layout> {
     let mut fields = Vec::new();
-    split_fields(first_line, |f| {
-        fields.push(String::from_utf8_lossy(f).trim().to_ascii_lowercase())
-    });
+    split_fields(first_line, |f| fields.push(String::from_utf8_lossy(f).trim().to_ascii_lowercase()));
     let position = |name: &str| fields.iter().position(|f| f == name);
-    let found = (
-        position("datetime"),
-        position("junction"),
-        position("vehicles"),
-        position("id"),
-    );
+    let found = (position("datetime"), position("junction"), position("vehicles"), position("id"));
     if let (Some(datetime), Some(junction), Some(vehicles), Some(id)) = found {
         if fields.len() != 4 {
             bail!(
@@ -67,31 +54,14 @@ pub fn detect_layout(first_line: &[u8]) -> Result<Layout> {
                 fields.join(",")
             );
         }
-        let columns = ColumnMap {
-            datetime,
-            junction,
-            vehicles,
-            id,
-            width: 4,
-        };
-        return Ok(Layout {
-            columns,
-            has_header: true,
-        });
+        let columns = ColumnMap { datetime, junction, vehicles, id, width: 4 };
+        return Ok(Layout { columns, has_header: true });
     }
-    let first = first_line
-        .iter()
-        .find(|b| !b.is_ascii_whitespace() && **b != b'"');
+    let first = first_line.iter().find(|b| !b.is_ascii_whitespace() && **b != b'"');
     if first.is_none_or(|b| b.is_ascii_digit()) {
-        return Ok(Layout {
-            columns: ColumnMap::default(),
-            has_header: false,
-        });
+        return Ok(Layout { columns: ColumnMap::default(), has_header: false });
     }
-    bail!(
-        "header has columns ({}); expected DateTime,Junction,Vehicles,ID",
-        fields.join(",")
-    )
+    bail!("header has columns ({}); expected DateTime,Junction,Vehicles,ID", fields.join(","))
 }
 
 #[cfg(test)]
@@ -102,16 +72,7 @@ mod tests {
     fn reads_headers_in_any_order() {
         let layout = detect_layout(b"ID,\"vehicles\",Junction,DateTime").unwrap();
         assert!(layout.has_header);
-        assert_eq!(
-            layout.columns,
-            ColumnMap {
-                datetime: 3,
-                junction: 2,
-                vehicles: 1,
-                id: 0,
-                width: 4
-            }
-        );
+        assert_eq!(layout.columns, ColumnMap { datetime: 3, junction: 2, vehicles: 1, id: 0, width: 4 });
     }
 
     #[test]

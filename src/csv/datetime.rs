@@ -9,13 +9,9 @@ use crate::calendar::{days_from_civil, days_in_month, MICROS_PER_DAY};
 pub fn parse_datetime(text: &[u8]) -> Result<i64, &'static str> {
     let mut cursor = Cursor { text, pos: 0 };
     let year = cursor.digits(4, 4).ok_or("year must have four digits")? as i32;
-    cursor
-        .separator(b"-/")
-        .ok_or("expected '-' after the year")?;
+    cursor.separator(b"-/").ok_or("expected '-' after the year")?;
     let month = cursor.digits(1, 2).ok_or("month must be a number")?;
-    cursor
-        .separator(b"-/")
-        .ok_or("expected '-' after the month")?;
+    cursor.separator(b"-/").ok_or("expected '-' after the month")?;
     let day = cursor.digits(1, 2).ok_or("day must be a number")?;
     if !(1..=12).contains(&month) {
         return Err("month out of range 1-12");
@@ -26,13 +22,9 @@ pub fn parse_datetime(text: &[u8]) -> Result<i64, &'static str> {
     if cursor.at_end() {
         return Err("missing time of day");
     }
-    cursor
-        .separator(b" T")
-        .ok_or("expected ' ' or 'T' between date and time")?;
+    cursor.separator(b" T").ok_or("expected ' ' or 'T' between date and time")?;
     let hour = cursor.digits(1, 2).ok_or("hour must be a number")?;
-    cursor
-        .separator(b":")
-        .ok_or("expected ':' after the hour")?;
+    cursor.separator(b":").ok_or("expected ':' after the hour")?;
     let minute = cursor.digits(2, 2).ok_or("minute must have two digits")?;
     let mut second = 0;
     let mut micros = 0;
@@ -40,9 +32,7 @@ pub fn parse_datetime(text: &[u8]) -> Result<i64, &'static str> {
         second = cursor.digits(2, 2).ok_or("second must have two digits")?;
         if cursor.separator(b".").is_some() {
             let start = cursor.pos;
-            let fraction = cursor
-                .digits(1, 9)
-                .ok_or("fractional seconds must be digits")?;
+            let fraction = cursor.digits(1, 9).ok_or("fractional seconds must be digits")?;
             let width = cursor.pos - start;
             micros = if width <= 6 {
                 fraction * 10u32.pow(6 - width as u32)
@@ -77,16 +67,12 @@ impl Cursor<'_> {
     fn digits(&mut self, min: usize, max: usize) -> Option<u32> {
         let mut value = 0u32;
         let start = self.pos;
-        while self.pos < self.text.len()
-            && self.pos - start < max
-            && self.text[self.pos].is_ascii_digit()
-        {
+        while self.pos < self.text.len() && self.pos - start < max && self.text[self.pos].is_ascii_digit() {
             value = value * 10 + (self.text[self.pos] - b'0') as u32;
             self.pos += 1;
         }
         let width = self.pos - start;
-        (width >= min && !(self.pos < self.text.len() && self.text[self.pos].is_ascii_digit()))
-            .then_some(value)
+        (width >= min && !(self.pos < self.text.len() && self.text[self.pos].is_ascii_digit())).then_some(value)
     }
 
     fn separator(&mut self, allowed: &[u8]) -> Option<()> {
@@ -109,42 +95,18 @@ mod tests {
 
     #[test]
     fn accepts_the_usual_forms() {
-        assert_eq!(
-            parse_datetime(b"2015-11-01 00:00:00"),
-            Ok(at(2015, 11, 1, 0, 0, 0))
-        );
-        assert_eq!(
-            parse_datetime(b"2015-11-01 7:00:00"),
-            Ok(at(2015, 11, 1, 7, 0, 0))
-        );
-        assert_eq!(
-            parse_datetime(b"2015-11-01T23:59:59"),
-            Ok(at(2015, 11, 1, 23, 59, 59))
-        );
-        assert_eq!(
-            parse_datetime(b"2015/11/01 13:05"),
-            Ok(at(2015, 11, 1, 13, 5, 0))
-        );
-        assert_eq!(
-            parse_datetime(b"2016-02-29 01:00:00.5"),
-            Ok(at(2016, 2, 29, 1, 0, 0) + 500_000)
-        );
+        assert_eq!(parse_datetime(b"2015-11-01 00:00:00"), Ok(at(2015, 11, 1, 0, 0, 0)));
+        assert_eq!(parse_datetime(b"2015-11-01 7:00:00"), Ok(at(2015, 11, 1, 7, 0, 0)));
+        assert_eq!(parse_datetime(b"2015-11-01T23:59:59"), Ok(at(2015, 11, 1, 23, 59, 59)));
+        assert_eq!(parse_datetime(b"2015/11/01 13:05"), Ok(at(2015, 11, 1, 13, 5, 0)));
+        assert_eq!(parse_datetime(b"2016-02-29 01:00:00.5"), Ok(at(2016, 2, 29, 1, 0, 0) + 500_000));
     }
 
     #[test]
     fn rejects_impossible_values() {
-        assert_eq!(
-            parse_datetime(b"2015-11-01 24:00:00"),
-            Err("hour out of range 0-23")
-        );
-        assert_eq!(
-            parse_datetime(b"2015-02-29 01:00:00"),
-            Err("day out of range for its month")
-        );
-        assert_eq!(
-            parse_datetime(b"2015-13-01 01:00:00"),
-            Err("month out of range 1-12")
-        );
+        assert_eq!(parse_datetime(b"2015-11-01 24:00:00"), Err("hour out of range 0-23"));
+        assert_eq!(parse_datetime(b"2015-02-29 01:00:00"), Err("day out of range for its month"));
+        assert_eq!(parse_datetime(b"2015-13-01 01:00:00"), Err("month out of range 1-12"));
         assert!(parse_datetime(b"2015-11-01").is_err());
         assert!(parse_datetime(b"yesterday").is_err());
         assert!(parse_datetime(b"2015-11-01 01:00:00+02:00").is_err());

@@ -9,10 +9,7 @@ pub fn split_fields<'a>(line: &'a [u8], mut field: impl FnMut(&'a [u8])) -> usiz
     let mut start = 0;
     loop {
         let rest = &line[start..];
-        let trimmed_at = rest
-            .iter()
-            .position(|b| *b != b' ' && *b != b'\t')
-            .unwrap_or(rest.len());
+        let trimmed_at = rest.iter().position(|b| *b != b' ' && *b != b'\t').unwrap_or(rest.len());
         if rest.get(trimmed_at) == Some(&b'"') {
             let open = start + trimmed_at + 1;
             let mut close = open;
@@ -58,9 +55,7 @@ mod tests {
 
     fn fields(line: &str) -> Vec<String> {
         let mut out = Vec::new();
-        let n = split_fields(line.as_bytes(), |f| {
-            out.push(String::from_utf8_lossy(f).into_owned())
-        });
+        let n = split_fields(line.as_bytes(), |f| out.push(String::from_utf8_lossy(f).into_owned()));
         assert_eq!(n, out.len());
         out
     }
@@ -68,10 +63,7 @@ mod tests {
     #[test]
     fn splits_plain_and_quoted_fields() {
         assert_eq!(fields("a,b,,d"), vec!["a", "b", "", "d"]);
-        assert_eq!(
-            fields("\"2015-11-01 00:00:00\",1, \"15\",x"),
-            vec!["2015-11-01 00:00:00", "1", "15", "x"]
-        );
+        assert_eq!(fields("\"2015-11-01 00:00:00\",1, \"15\",x"), vec!["2015-11-01 00:00:00", "1", "15", "x"]);
         assert_eq!(fields("\"a,b\",c"), vec!["a,b", "c"]);
         assert_eq!(fields("\"a\"\"b\",c"), vec!["a\"\"b", "c"]);
         assert_eq!(fields("\"unterminated,c"), vec!["unterminated,c"]);

@@ -73,16 +73,8 @@ impl ParsedChunk {
 ///
 /// `skip_first_line` drops a header. A UTF-8 byte order mark at offset 0 is ignored; so are
 /// `\r` before line ends and blank lines.
-pub fn parse_chunk(
-    bytes: &[u8],
-    base_offset: u64,
-    columns: &ColumnMap,
-    skip_first_line: bool,
-) -> ParsedChunk {
-    let mut out = ParsedChunk {
-        rows: CountColumns::with_capacity(bytes.len() / 36 + 1),
-        ..Default::default()
-    };
+pub fn parse_chunk(bytes: &[u8], base_offset: u64, columns: &ColumnMap, skip_first_line: bool) -> ParsedChunk {
+    let mut out = ParsedChunk { rows: CountColumns::with_capacity(bytes.len() / 36 + 1), ..Default::default() };
     let mut pos = 0;
     if base_offset == 0 && bytes.starts_with(b"\xEF\xBB\xBF") {
         pos = 3;
@@ -127,25 +119,15 @@ fn parse_line(line: &[u8], columns: &ColumnMap, rows: &mut CountColumns) -> Resu
         return Err(format!("expected {} fields, found {count}", columns.width));
     }
     let datetime_text = trim(fields[columns.datetime]);
-    let datetime = parse_datetime(datetime_text).map_err(|why| {
-        format!(
-            "invalid datetime '{}': {why}",
-            String::from_utf8_lossy(datetime_text)
-        )
-    })?;
-    let junction = parse_int(fields[columns.junction])
-        .map_err(|t| format!("junction is not an integer: '{t}'"))?;
+    let datetime = parse_datetime(datetime_text)
+        .map_err(|why| format!("invalid datetime '{}': {why}", String::from_utf8_lossy(datetime_text)))?;
+    let junction = parse_int(fields[columns.junction]).map_err(|t| format!("junction is not an integer: '{t}'"))?;
     if junction <= 0 || junction > i32::MAX as i64 {
-        return Err(format!(
-            "junction must be a positive 32-bit integer, got {junction}"
-        ));
+        return Err(format!("junction must be a positive 32-bit integer, got {junction}"));
     }
-    let vehicles = parse_int(fields[columns.vehicles])
-        .map_err(|t| format!("vehicles is not an integer: '{t}'"))?;
+    let vehicles = parse_int(fields[columns.vehicles]).map_err(|t| format!("vehicles is not an integer: '{t}'"))?;
     if vehicles < 0 || vehicles > i32::MAX as i64 {
-        return Err(format!(
-            "vehicles must be a non-negative 32-bit integer, got {vehicles}"
-        ));
+        return Err(format!("vehicles must be a non-negative 32-bit integer, got {vehicles}"));
     }
     let id = parse_int(fields[columns.id]).map_err(|t| format!("id is not an integer: '{t}'"))?;
     rows.datetime.push(datetime);
@@ -156,14 +138,8 @@ fn parse_line(line: &[u8], columns: &ColumnMap, rows: &mut CountColumns) -> Resu
 }
 
 fn trim(field: &[u8]) -> &[u8] {
-    let start = field
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(field.len());
-    let end = field
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
+    let start = field.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(field.len());
+    let end = field.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
     &field[start..end]
 }
 
@@ -179,9 +155,7 @@ fn parse_int(field: &[u8]) -> Result<i64, String> {
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(bad());
     }
-    let value = digits
-        .iter()
-        .fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64);
+    let value = digits.iter().fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64);
     Ok(if negative { -value } else { value })
 }
 
@@ -196,10 +170,7 @@ mod tests {
         let parsed = parse_chunk(text, 0, &ColumnMap::default(), true);
         assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
         let day = days_from_civil(2015, 11, 1) as i64 * MICROS_PER_DAY;
-        assert_eq!(
-            parsed.rows.datetime,
-            vec![day, day + MICROS_PER_HOUR, day + 2 * MICROS_PER_HOUR]
-        );
+        assert_eq!(parsed.rows.datetime, vec![day, day + MICROS_PER_HOUR, day + 2 * MICROS_PER_HOUR]);
         assert_eq!(parsed.rows.junction, vec![1, 2, 1]);
         assert_eq!(parsed.rows.vehicles, vec![15, 7, 0]);
         assert_eq!(parsed.rows.id, vec![20151101001, 20151101012, 20151101021]);
@@ -226,12 +197,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_rejected_not_fatal() {
-        let parsed = parse_chunk(
-            b"2015-11-01 00:00:00,\xff,1,1\n",
-            0,
-            &ColumnMap::default(),
-            false,
-        );
+        let parsed = parse_chunk(b"2015-11-01 00:00:00,\xff,1,1\n", 0, &ColumnMap::default(), false);
         assert_eq!(parsed.rejected.len(), 1);
         assert!(parsed.rejected[0].raw.contains('\u{FFFD}'));
     }

@@ -23,21 +23,13 @@ pub struct InputFile {
 
 impl InputFile {
     fn from_meta(base: &Location, meta: &ObjectMeta) -> InputFile {
-        let scheme_root = base
-            .url
-            .trim_end_matches(base.root.as_ref())
-            .trim_end_matches('/');
+        let scheme_root = base.url.trim_end_matches(base.root.as_ref()).trim_end_matches('/');
         let url = if base.url.starts_with("file://") {
             format!("file:///{}", meta.location.as_ref())
         } else {
             format!("{scheme_root}/{}", meta.location.as_ref())
         };
-        InputFile {
-            url,
-            size: meta.size,
-            modified: meta.last_modified.timestamp_micros(),
-            etag: meta.e_tag.clone(),
-        }
+        InputFile { url, size: meta.size, modified: meta.last_modified.timestamp_micros(), etag: meta.e_tag.clone() }
     }
 
     /// The file name without directories and extension, e.g. `traffic_1`.
@@ -70,8 +62,7 @@ pub fn resolve_inputs(spec: &str) -> Result<Vec<InputFile>> {
         },
     };
     if files.is_empty() {
-        if location.url.starts_with("file://") && !std::path::Path::new(&location.url[7..]).exists()
-        {
+        if location.url.starts_with("file://") && !std::path::Path::new(&location.url[7..]).exists() {
             bail!("input '{spec}' does not exist");
         }
         bail!("no CSV files found in '{spec}'");
@@ -96,16 +87,11 @@ fn head(location: &Location) -> Result<Option<ObjectMeta>> {
 
 fn list_matching(location: &Location, keep: impl Fn(&str) -> bool) -> Result<Vec<InputFile>> {
     let prefix = (!location.root.as_ref().is_empty()).then_some(&location.root);
-    let metas: Vec<ObjectMeta> =
-        crate::runtime::block_on(location.store.list(prefix).try_collect())
-            .with_context(|| format!("cannot list input {}", location.url))?;
+    let metas: Vec<ObjectMeta> = crate::runtime::block_on(location.store.list(prefix).try_collect())
+        .with_context(|| format!("cannot list input {}", location.url))?;
     Ok(metas
         .iter()
-        .filter(|meta| {
-            location
-                .relative(&meta.location)
-                .is_some_and(|rel| keep(&rel))
-        })
+        .filter(|meta| location.relative(&meta.location).is_some_and(|rel| keep(&rel)))
         .map(|meta| InputFile::from_meta(location, meta))
         .collect())
 }
@@ -136,12 +122,9 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
             None => s.is_empty(),
             Some(b'*') if p.get(1) == Some(&b'*') => {
                 let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
-                (0..=s.len()).any(|i| (i == 0 || s[i - 1] == b'/') && matches(rest, &s[i..]))
-                    || matches(&p[2..], s)
+                (0..=s.len()).any(|i| (i == 0 || s[i - 1] == b'/') && matches(rest, &s[i..])) || matches(&p[2..], s)
             }
-            Some(b'*') => (0..=s.len())
-                .take_while(|&i| i == 0 || s[i - 1] != b'/')
-                .any(|i| matches(&p[1..], &s[i..])),
+            Some(b'*') => (0..=s.len()).take_while(|&i| i == 0 || s[i - 1] != b'/').any(|i| matches(&p[1..], &s[i..])),
             Some(b'?') => !s.is_empty() && s[0] != b'/' && matches(&p[1..], &s[1..]),
             Some(c) => s.first() == Some(c) && matches(&p[1..], &s[1..]),
         }
@@ -193,10 +176,8 @@ mod tests {
     #[test]
     fn resolves_object_store_prefixes() {
         let lake = crate::lake::Lake::open("memory://inputs-test/raw").unwrap();
-        lake.put("2016/a.csv", bytes::Bytes::from_static(b"1"))
-            .unwrap();
-        lake.put("2016/b.txt", bytes::Bytes::from_static(b"1"))
-            .unwrap();
+        lake.put("2016/a.csv", bytes::Bytes::from_static(b"1")).unwrap();
+        lake.put("2016/b.txt", bytes::Bytes::from_static(b"1")).unwrap();
         let files = resolve_inputs("memory://inputs-test/raw").unwrap();
         assert_eq!(
             files.iter().map(|f| f.url.as_str()).collect::<Vec<_>>(),

@@ -38,11 +38,7 @@ impl Location {
         if let Some(rest) = spec.strip_prefix("s3://") {
             let (bucket, prefix) = split_bucket(rest)?;
             let store = s3_store(bucket)?;
-            return Ok(Location {
-                store,
-                root: Path::from(prefix),
-                url: join_url(&format!("s3://{bucket}"), prefix),
-            });
+            return Ok(Location { store, root: Path::from(prefix), url: join_url(&format!("s3://{bucket}"), prefix) });
         }
         if let Some(rest) = spec.strip_prefix("memory://") {
             let (name, prefix) = split_bucket(rest)?;
@@ -53,10 +49,7 @@ impl Location {
             });
         }
         if spec.contains("://") && !spec.starts_with("file://") {
-            bail!(
-                "unsupported storage URL '{}': use file://, s3:// or memory://",
-                redact(spec)
-            );
+            bail!("unsupported storage URL '{}': use file://, s3:// or memory://", redact(spec));
         }
         let local = spec.strip_prefix("file://").unwrap_or(spec);
         local_location(local, create)
@@ -65,12 +58,7 @@ impl Location {
     /// The full object path of `relative` under this location's root.
     pub fn child(&self, relative: &str) -> Path {
         let mut parts: Vec<String> = self.root.parts().map(|p| p.as_ref().to_string()).collect();
-        parts.extend(
-            relative
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        );
+        parts.extend(relative.split('/').filter(|s| !s.is_empty()).map(str::to_string));
         Path::from_iter(parts)
     }
 
@@ -81,9 +69,7 @@ impl Location {
         if root.is_empty() {
             return Some(full.to_string());
         }
-        full.strip_prefix(root)
-            .and_then(|r| r.strip_prefix('/'))
-            .map(str::to_string)
+        full.strip_prefix(root).and_then(|r| r.strip_prefix('/')).map(str::to_string)
     }
 }
 
@@ -106,10 +92,7 @@ fn join_url(base: &str, prefix: &str) -> String {
 /// One client per bucket and process: its connection pool is shared by every worker.
 fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
-    let mut stores = STORES
-        .get_or_init(Default::default)
-        .lock()
-        .expect("s3 stores");
+    let mut stores = STORES.get_or_init(Default::default).lock().expect("s3 stores");
     if let Some(store) = stores.get(bucket) {
         return Ok(store.clone());
     }
@@ -118,13 +101,25 @@ fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(store)
 }
 
+/// Extra S3 settings (`aws_access_key_id`, `aws_endpoint`, ...) applied over the environment, for
+/// embedding programs and tests that must not change the process environment.
+pub fn configure_s3(settings: &[(&str, &str)]) {
+    let mut extra = s3_settings().lock().expect("s3 settings");
+    for (key, value) in settings {
+        extra.push((key.to_string(), value.to_string()));
+    }
+}
+
+fn s3_settings() -> &'static Mutex<Vec<(String, String)>> {
+    static SETTINGS: OnceLock<Mutex<Vec<(String, String)>>> = OnceLock::new();
+    SETTINGS.get_or_init(Default::default)
+}
+
 fn new_s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
     if let Ok(endpoint) = endpoint {
-        builder = builder
-            .with_allow_http(endpoint.starts_with("http://"))
-            .with_endpoint(endpoint);
+        builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
     }
     if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
         builder = builder.with_region("us-east-1");
@@ -132,6 +127,13 @@ fn new_s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
         if std::env::var("AWS_REGION").is_err() {
             builder = builder.with_region(region);
         }
+    }
+    for (key, value) in s3_settings().lock().expect("s3 settings").iter() {
+        let key = key.parse().with_context(|| format!("unknown S3 setting '{key}'"))?;
+        if let object_store::aws::AmazonS3ConfigKey::Endpoint = key {
+            builder = builder.with_allow_http(value.starts_with("http://"));
+        }
+        builder = builder.with_config(key, value);
     }
     let store = builder
         .with_virtual_hosted_style_request(false)
@@ -142,14 +144,8 @@ fn new_s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
 
 fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
-    let mut stores = STORES
-        .get_or_init(Default::default)
-        .lock()
-        .expect("memory stores");
-    stores
-        .entry(name.to_string())
-        .or_insert_with(|| Arc::new(InMemory::new()))
-        .clone()
+    let mut stores = STORES.get_or_init(Default::default).lock().expect("memory stores");
+    stores.entry(name.to_string()).or_insert_with(|| Arc::new(InMemory::new())).clone()
 }
 
 fn local_location(path: &str, create: bool) -> Result<Location> {
@@ -157,32 +153,22 @@ fn local_location(path: &str, create: bool) -> Result<Location> {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir()
-            .context("cannot read the current directory")?
-            .join(path)
+        std::env::current_dir().context("cannot read the current directory")?.join(path)
     };
     let absolute = normalize(&absolute);
     if create {
         std::fs::create_dir_all(&absolute)
             .with_context(|| format!("cannot create directory {}", absolute.display()))?;
     }
-    let text = absolute
-        .to_str()
-        .with_context(|| format!("path is not UTF-8: {}", absolute.display()))?;
+    let text = absolute.to_str().with_context(|| format!("path is not UTF-8: {}", absolute.display()))?;
     let store = local_store();
-    Ok(Location {
-        store,
-        root: Path::from(text.trim_start_matches('/')),
-        url: format!("file://{text}"),
-    })
+    Ok(Location { store, root: Path::from(text.trim_start_matches('/')), url: format!("file://{text}") })
 }
 
 /// One local file-system store rooted at `/`, shared by every local location.
 fn local_store() -> Arc<dyn ObjectStore> {
     static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
-    STORE
-        .get_or_init(|| Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)))
-        .clone()
+    STORE.get_or_init(|| Arc::new(LocalFileSystem::new().with_automatic_cleanup(true))).clone()
 }
 
 /// Removes `.` and `..` components without touching the file system.
@@ -219,10 +205,7 @@ mod tests {
     fn local_paths_become_file_urls() {
         let loc = Location::parse("/tmp/x/../lake", false).unwrap();
         assert_eq!(loc.url, "file:///tmp/lake");
-        assert_eq!(
-            loc.child("counts/month=2015-11/a.parquet").as_ref(),
-            "tmp/lake/counts/month=2015-11/a.parquet"
-        );
+        assert_eq!(loc.child("counts/month=2015-11/a.parquet").as_ref(), "tmp/lake/counts/month=2015-11/a.parquet");
     }
 
     #[test]

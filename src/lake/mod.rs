@@ -2,7 +2,7 @@
 
 mod location;
 
-pub use location::{redact, Location};
+pub use location::{configure_s3, redact, Location};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -32,9 +32,7 @@ pub struct Lake {
 impl Lake {
     /// Opens the lake at `url` (see [`Location::parse`]); local directories are created.
     pub fn open(url: &str) -> Result<Lake> {
-        Ok(Lake {
-            location: Location::parse(url, true)?,
-        })
+        Ok(Lake { location: Location::parse(url, true)? })
     }
 
     /// The lake's URL, safe to print.
@@ -64,19 +62,11 @@ impl Lake {
     /// This is the atomic create (`If-None-Match: *` on S3) that commit records rely on.
     pub fn put_new(&self, relative: &str, bytes: Bytes) -> Result<bool> {
         let path = self.path(relative);
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        let result = crate::runtime::block_on(self.location.store.put_opts(
-            &path,
-            PutPayload::from(bytes),
-            options,
-        ));
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let result = crate::runtime::block_on(self.location.store.put_opts(&path, PutPayload::from(bytes), options));
         match result {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("cannot create {}/{relative}", self.url())),
         }
     }
@@ -116,20 +106,12 @@ impl Lake {
             let (source, target) = (self.path(&from), self.path(&to));
             match self.location.store.rename(&source, &target).await {
                 Ok(()) => Ok(()),
-                Err(object_store::Error::NotFound { .. }) => {
-                    match self.location.store.head(&target).await {
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(e).with_context(|| {
-                            format!(
-                                "cannot publish {}/{from}: neither it nor {to} exists",
-                                self.url()
-                            )
-                        }),
-                    }
-                }
-                Err(e) => {
-                    Err(e).with_context(|| format!("cannot publish {}/{from} as {to}", self.url()))
-                }
+                Err(object_store::Error::NotFound { .. }) => match self.location.store.head(&target).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e)
+                        .with_context(|| format!("cannot publish {}/{from}: neither it nor {to} exists", self.url())),
+                },
+                Err(e) => Err(e).with_context(|| format!("cannot publish {}/{from} as {to}", self.url())),
             }
         })
     }
@@ -140,9 +122,7 @@ impl Lake {
             let path = self.path(&relative);
             match self.location.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => {
-                    Err(e).with_context(|| format!("cannot delete {}/{relative}", self.url()))
-                }
+                Err(e) => Err(e).with_context(|| format!("cannot delete {}/{relative}", self.url())),
             }
         })
     }
@@ -154,9 +134,7 @@ impl Lake {
     {
         use futures::StreamExt;
         crate::runtime::block_on(async {
-            let mut results = futures::stream::iter(items)
-                .map(action)
-                .buffer_unordered(16);
+            let mut results = futures::stream::iter(items).map(action).buffer_unordered(16);
             while let Some(result) = results.next().await {
                 result?;
             }
@@ -167,18 +145,13 @@ impl Lake {
     /// Lists every object under `prefix` (relative; empty for all), sorted by path.
     pub fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
         let path = self.path(prefix);
-        let metas: Vec<ObjectMeta> =
-            crate::runtime::block_on(self.location.store.list(Some(&path)).try_collect())
-                .with_context(|| format!("cannot list {}/{prefix}", self.url()))?;
+        let metas: Vec<ObjectMeta> = crate::runtime::block_on(self.location.store.list(Some(&path)).try_collect())
+            .with_context(|| format!("cannot list {}/{prefix}", self.url()))?;
         let mut entries: Vec<Entry> = metas
             .into_iter()
             .filter_map(|meta| {
                 let path = self.location.relative(&meta.location)?;
-                Some(Entry {
-                    path,
-                    size: meta.size,
-                    meta,
-                })
+                Some(Entry { path, size: meta.size, meta })
             })
             .collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));

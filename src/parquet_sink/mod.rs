@@ -26,9 +26,7 @@ impl FileFormat {
     pub fn builder() -> FormatBuilder {
         FormatBuilder {
             inner: WriterProperties::builder()
-                .set_compression(Compression::ZSTD(
-                    ZstdLevel::try_new(1).expect("valid level"),
-                ))
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                 .set_created_by(format!("traffic {}", env!("CARGO_PKG_VERSION"))),
         }
@@ -36,24 +34,14 @@ impl FileFormat {
 
     /// Encodes `batches` (all of `schema`) as one Parquet file.
     pub fn encode(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
-        let capacity = batches
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum::<usize>()
-            / 4
-            + 4096;
-        let mut writer = ArrowWriter::try_new(
-            Vec::with_capacity(capacity),
-            schema.clone(),
-            Some((*self.properties).clone()),
-        )
-        .context("cannot start a Parquet file")?;
+        let capacity = batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() / 4 + 4096;
+        let mut writer =
+            ArrowWriter::try_new(Vec::with_capacity(capacity), schema.clone(), Some((*self.properties).clone()))
+                .context("cannot start a Parquet file")?;
         for batch in batches {
             writer.write(batch).context("cannot encode Parquet")?;
         }
-        let buffer = writer
-            .into_inner()
-            .context("cannot finish a Parquet file")?;
+        let buffer = writer.into_inner().context("cannot finish a Parquet file")?;
         Ok(Bytes::from(buffer))
     }
 }
@@ -78,11 +66,7 @@ impl FormatBuilder {
     pub fn sorted_by(mut self, columns: &[usize]) -> Self {
         let sorting = columns
             .iter()
-            .map(|&column_idx| SortingColumn {
-                column_idx: column_idx as i32,
-                descending: false,
-                nulls_first: false,
-            })
+            .map(|&column_idx| SortingColumn { column_idx: column_idx as i32, descending: false, nulls_first: false })
             .collect();
         self.inner = self.inner.set_sorting_columns(Some(sorting));
         self
@@ -90,9 +74,7 @@ impl FormatBuilder {
 
     /// Finishes the format.
     pub fn build(self) -> FileFormat {
-        FileFormat {
-            properties: Arc::new(self.inner.build()),
-        }
+        FileFormat { properties: Arc::new(self.inner.build()) }
     }
 }
 
@@ -106,17 +88,10 @@ mod tests {
     #[test]
     fn round_trips_a_batch() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(Int32Array::from(vec![1, 2, 3]))],
-        )
-        .unwrap();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
         let format = FileFormat::builder().delta("x").sorted_by(&[0]).build();
-        let bytes = format.encode(&schema, &[batch.clone()]).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap();
+        let bytes = format.encode(&schema, std::slice::from_ref(&batch)).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
         assert_eq!(batches, vec![batch]);
     }

@@ -19,12 +19,7 @@ pub fn csv_rows(text: &str) -> Vec<Row> {
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
             let t = NaiveDateTime::parse_from_str(f[0], "%Y-%m-%d %H:%M:%S").unwrap();
-            (
-                t.and_utc().timestamp_micros(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[3].parse().unwrap(),
-            )
+            (t.and_utc().timestamp_micros(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap())
         })
         .collect()
 }
@@ -56,9 +51,7 @@ pub type Profile = BTreeMap<(i32, i32, i32), (f64, i64)>;
 pub fn daily_of(rows: &[Row]) -> Daily {
     let mut acc: BTreeMap<(i32, i32), Vec<i32>> = BTreeMap::new();
     for &(t, j, v, _) in rows {
-        let day = chrono::DateTime::from_timestamp_micros(t)
-            .unwrap()
-            .date_naive();
+        let day = chrono::DateTime::from_timestamp_micros(t).unwrap().date_naive();
         let days = (day - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
         acc.entry((j, days)).or_default().push(v);
     }
@@ -66,16 +59,7 @@ pub fn daily_of(rows: &[Row]) -> Daily {
         .map(|(k, vs)| {
             let total: i64 = vs.iter().map(|&v| v as i64).sum();
             let n = vs.len() as i64;
-            (
-                k,
-                (
-                    total,
-                    *vs.iter().min().unwrap(),
-                    *vs.iter().max().unwrap(),
-                    total as f64 / n as f64,
-                    n,
-                ),
-            )
+            (k, (total, *vs.iter().min().unwrap(), *vs.iter().max().unwrap(), total as f64 / n as f64, n))
         })
         .collect()
 }
@@ -84,21 +68,13 @@ pub fn daily_of(rows: &[Row]) -> Daily {
 pub fn profile_of(rows: &[Row]) -> Profile {
     let mut acc: BTreeMap<(i32, i32, i32), (i64, i64)> = BTreeMap::new();
     for &(t, j, v, _) in rows {
-        let dt = chrono::DateTime::from_timestamp_micros(t)
-            .unwrap()
-            .naive_utc();
-        let key = (
-            j,
-            dt.weekday().number_from_monday() as i32,
-            dt.hour() as i32,
-        );
+        let dt = chrono::DateTime::from_timestamp_micros(t).unwrap().naive_utc();
+        let key = (j, dt.weekday().number_from_monday() as i32, dt.hour() as i32);
         let e = acc.entry(key).or_default();
         e.0 += v as i64;
         e.1 += 1;
     }
-    acc.into_iter()
-        .map(|(k, (total, n))| (k, (total as f64 / n as f64, n)))
-        .collect()
+    acc.into_iter().map(|(k, (total, n))| (k, (total as f64 / n as f64, n))).collect()
 }
 
 /// The daily view as written by the batch dataflow.
@@ -117,13 +93,7 @@ pub fn daily_from(batches: &[RecordBatch]) -> Daily {
         for i in 0..b.num_rows() {
             out.insert(
                 (j.value(i), d.value(i)),
-                (
-                    total.value(i),
-                    min.value(i),
-                    max.value(i),
-                    mean.value(i),
-                    hours.value(i),
-                ),
+                (total.value(i), min.value(i), max.value(i), mean.value(i), hours.value(i)),
             );
         }
     }
@@ -142,10 +112,7 @@ pub fn profile_from(batches: &[RecordBatch]) -> Profile {
             column::<Int64Array>(b, "samples"),
         );
         for i in 0..b.num_rows() {
-            out.insert(
-                (j.value(i), w.value(i), h.value(i)),
-                (mean.value(i), n.value(i)),
-            );
+            out.insert((j.value(i), w.value(i), h.value(i)), (mean.value(i), n.value(i)));
         }
     }
     out
@@ -155,19 +122,13 @@ pub fn profile_from(batches: &[RecordBatch]) -> Profile {
 pub fn assert_views_equal(actual: (&Daily, &Profile), expected: (&Daily, &Profile)) {
     assert_eq!(actual.0.len(), expected.0.len(), "daily rows");
     for (key, a) in actual.0 {
-        let e = expected
-            .0
-            .get(key)
-            .unwrap_or_else(|| panic!("unexpected daily row {key:?}"));
+        let e = expected.0.get(key).unwrap_or_else(|| panic!("unexpected daily row {key:?}"));
         assert_eq!((a.0, a.1, a.2, a.4), (e.0, e.1, e.2, e.4), "daily {key:?}");
         assert!((a.3 - e.3).abs() < 1e-9, "daily mean {key:?}");
     }
     assert_eq!(actual.1.len(), expected.1.len(), "profile rows");
     for (key, a) in actual.1 {
-        let e = expected
-            .1
-            .get(key)
-            .unwrap_or_else(|| panic!("unexpected profile row {key:?}"));
+        let e = expected.1.get(key).unwrap_or_else(|| panic!("unexpected profile row {key:?}"));
         assert_eq!(a.1, e.1, "profile samples {key:?}");
         assert!((a.0 - e.0).abs() < 1e-9, "profile mean {key:?}");
     }
