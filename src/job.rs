@@ -1,6 +1,6 @@
 //! What a named dataflow is to the platform: something every worker installs, steps and reports on.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -22,11 +22,14 @@ pub trait Dataflow: Send + Sync {
     fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle>;
 }
 
-/// Per-process services a job may use while it runs.
+/// What a job's operators on one worker may use while it runs.
 #[derive(Clone, Default)]
 pub struct JobContext {
-    /// Counters shown by the progress reporter and the control API.
+    /// Counters shown by the progress reporter and the control API (shared by the process).
     pub progress: Arc<Progress>,
+    /// Set on every worker, at once, when the job is asked to stop: sources then close their
+    /// current unit of work, the job commits it and finishes.
+    pub stop: Rc<Cell<bool>>,
 }
 
 /// The end-of-job figures, reported by worker 0.

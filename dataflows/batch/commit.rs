@@ -1,7 +1,7 @@
 //! The committer: on worker 0, records each chunk once the progress frontier passes it, and
 //! publishes an input's files once all its chunks are recorded.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub fn committer<'scope>(
     shared: Rc<RefCell<Option<Plan>>>,
     summary: Rc<RefCell<Option<Summary>>>,
     progress: Arc<Progress>,
+    stop: Rc<Cell<bool>>,
 ) -> Stream<'scope, u64, Vec<PartialUpdate>> {
     let index = records.scope().index();
     records.unary_frontier::<CapacityContainerBuilder<Vec<PartialUpdate>>, _, _, _>(
@@ -75,7 +76,7 @@ pub fn committer<'scope>(
                     }
                 }
                 if frontier.frontier().is_empty() {
-                    let finished = log.take().expect("started").finish().unwrap_or_else(|e| fail_stop(&e));
+                    let finished = log.take().expect("started").finish(stop.get()).unwrap_or_else(|e| fail_stop(&e));
                     *summary.borrow_mut() = Some(finished);
                     initial = None;
                 }
@@ -182,10 +183,16 @@ impl CommitLog {
         Ok(changes)
     }
 
-    fn finish(self) -> Result<Summary> {
+    fn finish(self, stopped: bool) -> Result<Summary> {
         self.lake.tidy(crate::checkpoint::STAGING);
         self.lake.tidy("_manifests/chunks");
-        if let Some(unfinished) = self.loads.values().next() {
+        let mut detail = format!("output {}", self.lake.url());
+        if stopped && !self.loads.is_empty() {
+            detail.push_str(&format!(
+                "; stopped early with {} inputs unfinished: run again to finish them",
+                self.loads.len()
+            ));
+        } else if let Some(unfinished) = self.loads.values().next() {
             bail!(
                 "load of {} did not finish: {} of {} chunks",
                 unfinished.plan.source.url,
@@ -193,6 +200,6 @@ impl CommitLog {
                 unfinished.plan.chunks
             );
         }
-        Ok(Summary { detail: format!("output {}", self.lake.url()), ..self.summary })
+        Ok(Summary { detail, ..self.summary })
     }
 }

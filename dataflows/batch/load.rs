@@ -1,6 +1,8 @@
 //! Loading a chunk: read its lines, parse them into columns, sort, encode Parquet and stage it.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -29,6 +31,7 @@ pub fn loader<'scope>(
     tasks: Stream<'scope, u64, Vec<ChunkTask>>,
     lake: Lake,
     progress: Arc<Progress>,
+    stop: Rc<Cell<bool>>,
 ) -> Stream<'scope, u64, Vec<ChunkRecord>> {
     let activator_scope = tasks.scope();
     tasks.unary_frontier::<CapacityContainerBuilder<Vec<ChunkRecord>>, _, _, _>(
@@ -49,6 +52,11 @@ pub fn loader<'scope>(
                 // Start only once the plan is complete: earlier, a later task could still arrive.
                 if !frontier.frontier().is_empty() {
                     return;
+                }
+                if stop.get() {
+                    // Asked to stop: leave the remaining chunks to the next run.
+                    queue.clear();
+                    capability = None;
                 }
                 let Some(cap) = capability.as_mut() else {
                     return;

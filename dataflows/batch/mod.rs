@@ -98,8 +98,9 @@ impl Dataflow for BatchDataflow {
         let progress = context.progress.clone();
         worker.dataflow_named::<u64, _, _>("batch", |scope| {
             let tasks = plan::planner(scope, lake.clone(), settings, shared_plan.clone(), progress.clone());
-            let records = load::loader(tasks, lake.clone(), progress.clone());
-            let partials = commit::committer(records, lake.clone(), shared_plan, summary.clone(), progress);
+            let records = load::loader(tasks, lake.clone(), progress.clone(), context.stop.clone());
+            let stop = context.stop.clone();
+            let partials = commit::committer(records, lake.clone(), shared_plan, summary.clone(), progress, stop);
             aggregate::trend_views(partials.as_collection(), lake).probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))

@@ -4,9 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -25,12 +24,6 @@ pub fn free_addresses(count: usize) -> Result<Vec<String>> {
         .context("cannot read local ports")
 }
 
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn remember_signal(signal: libc::c_int) {
-    SIGNAL.store(signal, Ordering::SeqCst);
-}
-
 /// Runs this program `processes` times on this host as one cluster, passing each process the
 /// same arguments plus `--process-index i --hostfile F`, and waits for all of them.
 ///
@@ -42,10 +35,7 @@ pub fn launch_local(args: &[String], processes: usize) -> Result<()> {
     let hostfile = std::env::temp_dir().join(format!("traffic-hosts-{}", std::process::id()));
     std::fs::write(&hostfile, format_hostfile(&addresses)).context("cannot write the hostfile")?;
     let exe = std::env::current_exe().context("cannot find this program")?;
-    unsafe {
-        libc::signal(libc::SIGINT, remember_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, remember_signal as *const () as libc::sighandler_t);
-    }
+    super::signals::install_stop_handlers();
     let mut children = Vec::new();
     let last_errors: Vec<Arc<Mutex<String>>> = (0..processes).map(|_| Arc::default()).collect();
     for (index, last_error) in last_errors.iter().enumerate() {
@@ -63,6 +53,9 @@ pub fn launch_local(args: &[String], processes: usize) -> Result<()> {
         unsafe {
             command.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // A group of its own: a terminal's Ctrl-C reaches the launcher only, which passes
+                // it on once (a second signal would make a process exit at once).
+                libc::setpgid(0, 0);
                 Ok(())
             });
         }
@@ -104,11 +97,17 @@ enum Supervised {
 
 fn supervise(children: &mut [Child]) -> Supervised {
     let mut finished = vec![false; children.len()];
+    let mut forwarded = false;
     loop {
-        let signal = SIGNAL.load(Ordering::SeqCst);
-        if signal != 0 {
-            stop_all(children, &finished, signal);
-            return Supervised::Interrupted(signal);
+        if super::signals::stop_requested() && !forwarded {
+            // Pass the request on: each process closes its current unit of work and exits 0.
+            let signal = super::signals::last_signal();
+            for (child, done) in children.iter().zip(&finished) {
+                if !done {
+                    unsafe { libc::kill(child.id() as i32, signal) };
+                }
+            }
+            forwarded = true;
         }
         for (index, child) in children.iter_mut().enumerate() {
             if finished[index] {
@@ -117,8 +116,13 @@ fn supervise(children: &mut [Child]) -> Supervised {
             if let Ok(Some(status)) = child.try_wait() {
                 finished[index] = true;
                 if !status.success() {
-                    stop_all(children, &finished, libc::SIGTERM);
-                    return Supervised::Failed(index, status);
+                    // A Timely cluster cannot go on without a process: stop the rest now.
+                    stop_all(children, &finished);
+                    return if forwarded {
+                        Supervised::Interrupted(super::signals::last_signal())
+                    } else {
+                        Supervised::Failed(index, status)
+                    };
                 }
             }
         }
@@ -129,22 +133,12 @@ fn supervise(children: &mut [Child]) -> Supervised {
     }
 }
 
-/// Sends `signal` to the processes still running, then kills any left after a grace period.
-fn stop_all(children: &mut [Child], finished: &[bool], signal: i32) {
-    for (child, done) in children.iter().zip(finished) {
+/// Kills the processes still running and reaps them all.
+fn stop_all(children: &mut [Child], finished: &[bool]) {
+    for (child, done) in children.iter_mut().zip(finished) {
         if !done {
-            unsafe { libc::kill(child.id() as i32, signal) };
+            let _ = child.kill();
         }
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for child in children.iter_mut() {
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
         let _ = child.wait();
     }
 }

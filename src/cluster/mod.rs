@@ -4,6 +4,7 @@ pub mod execute;
 pub mod failstop;
 pub mod hostfile;
 pub mod launcher;
+pub mod signals;
 pub mod spec;
 
 pub use execute::run_job;

@@ -2,7 +2,7 @@
 
 pub mod chunk;
 pub mod columns;
-pub mod datetime;
+
 pub mod fields;
 pub mod parse;
 pub mod source;

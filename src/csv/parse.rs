@@ -1,8 +1,8 @@
 //! Columnar parsing of one chunk of count lines into typed vectors, with rejects kept aside.
 
 use super::columns::ColumnMap;
-use super::datetime::parse_datetime;
 use super::fields::split_fields;
+use crate::datetime::parse_datetime;
 
 /// Parsed count rows, one vector per column, in input order.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -97,8 +97,7 @@ pub fn spawn_for_life(command: &mut Command) {
     use std::sync::mpsc;
     // PR_SET_PDEATHSIG fires when the spawning *thread* ends, so spawn from a thread that lives
     // as long as the process.
-    static KEEPER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<SpawnRequest>>> =
-        std::sync::OnceLock::new();
+    static KEEPER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<SpawnRequest>>> = std::sync::OnceLock::new();
     let sender = KEEPER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
         std::thread::spawn(move || {

@@ -1,4 +1,4 @@
-//! Parsing the `DateTime` column: `YYYY-MM-DD[ T]H[H]:MM[:SS[.ffffff]]` into naive microseconds.
+//! Parsing date-times: `YYYY-MM-DD[ T]H[H]:MM[:SS[.ffffff]]`, naive or with a UTC offset, into microseconds.
 
 use crate::calendar::{days_from_civil, days_in_month, MICROS_PER_DAY};
 
@@ -58,6 +58,41 @@ pub fn parse_datetime(text: &[u8]) -> Result<i64, &'static str> {
     Ok(days * MICROS_PER_DAY + seconds * 1_000_000 + micros as i64)
 }
 
+/// Parses an ISO 8601 time stamp into microseconds since the epoch, UTC.
+///
+/// A trailing `Z`, `+HH:MM`, `+HHMM` or `+HH` gives the offset; without one the time is taken as
+/// UTC. Years outside 1970-2200 are refused: sensors do not report from those.
+pub fn parse_timestamp_utc(text: &[u8]) -> Result<i64, &'static str> {
+    let (local, offset_minutes) = split_offset(text)?;
+    let micros = parse_datetime(local)?;
+    if !(0..7_258_118_400_000_000).contains(&micros) {
+        return Err("year out of range 1970-2200");
+    }
+    Ok(micros - offset_minutes * 60_000_000)
+}
+
+/// Splits a time zone suffix off `text`: returns the rest and the offset in minutes.
+fn split_offset(text: &[u8]) -> Result<(&[u8], i64), &'static str> {
+    if let Some(rest) = text.strip_suffix(b"Z").or_else(|| text.strip_suffix(b"z")) {
+        return Ok((rest, 0));
+    }
+    // An offset sign can only follow the time part, which starts after the date's 10 bytes.
+    let Some(sign_at) = text.iter().skip(11).rposition(|b| *b == b'+' || *b == b'-').map(|i| i + 11) else {
+        return Ok((text, 0));
+    };
+    let digits: Vec<u8> = text[sign_at + 1..].iter().copied().filter(|b| *b != b':').collect();
+    if !(digits.len() == 2 || digits.len() == 4) || !digits.iter().all(u8::is_ascii_digit) {
+        return Err("bad time zone offset");
+    }
+    let hours = ((digits[0] - b'0') * 10 + (digits[1] - b'0')) as i64;
+    let minutes = if digits.len() == 4 { ((digits[2] - b'0') * 10 + (digits[3] - b'0')) as i64 } else { 0 };
+    if hours > 14 || minutes > 59 {
+        return Err("time zone offset out of range");
+    }
+    let sign = if text[sign_at] == b'-' { -1 } else { 1 };
+    Ok((&text[..sign_at], sign * (hours * 60 + minutes)))
+}
+
 struct Cursor<'a> {
     text: &'a [u8],
     pos: usize,
@@ -100,6 +135,19 @@ mod tests {
         assert_eq!(parse_datetime(b"2015-11-01T23:59:59"), Ok(at(2015, 11, 1, 23, 59, 59)));
         assert_eq!(parse_datetime(b"2015/11/01 13:05"), Ok(at(2015, 11, 1, 13, 5, 0)));
         assert_eq!(parse_datetime(b"2016-02-29 01:00:00.5"), Ok(at(2016, 2, 29, 1, 0, 0) + 500_000));
+    }
+
+    #[test]
+    fn time_stamps_with_and_without_offsets() {
+        let base = at(2024, 5, 1, 12, 0, 0);
+        assert_eq!(parse_timestamp_utc(b"2024-05-01T12:00:00"), Ok(base));
+        assert_eq!(parse_timestamp_utc(b"2024-05-01T12:00:00Z"), Ok(base));
+        assert_eq!(parse_timestamp_utc(b"2024-05-01T14:00:00+02:00"), Ok(base));
+        assert_eq!(parse_timestamp_utc(b"2024-05-01T10:30:00-0130"), Ok(base));
+        assert_eq!(parse_timestamp_utc(b"2024-05-01T12:00:00.250+00"), Ok(base + 250_000));
+        assert!(parse_timestamp_utc(b"2024-05-01T12:00:00+25:00").is_err());
+        assert!(parse_timestamp_utc(b"1960-05-01T12:00:00").is_err());
+        assert!(parse_timestamp_utc(b"yesterday").is_err());
     }
 
     #[test]
