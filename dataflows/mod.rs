@@ -2,6 +2,7 @@
 //! constructor.
 
 pub mod batch;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ impl Registration {
 
 /// Every registered dataflow, in the order `traffic dataflows` lists them.
 pub fn registry() -> Vec<Registration> {
-    vec![batch::registration()]
+    vec![batch::registration(), stream::registration()]
 }
 
 /// The dataflow called `name`.

@@ -53,14 +53,16 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "read {} = written {} + quarantined {}; {} files published, {} inputs skipped{}",
-            self.read,
-            self.written,
-            self.quarantined,
-            self.files,
-            self.skipped,
-            if self.detail.is_empty() { String::new() } else { format!("; {}", self.detail) }
-        )
+            "read {} = written {} + quarantined {}; {} files published",
+            self.read, self.written, self.quarantined, self.files
+        )?;
+        if self.skipped > 0 {
+            write!(f, ", {} inputs skipped", self.skipped)?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, "; {}", self.detail)?;
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod parquet_sink;
 pub mod progress;
 pub mod runtime;
+pub mod simulator;
 
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;

@@ -99,7 +99,12 @@ impl SensorEpisodes {
     ///
     /// A window is evaluated once a later window of the sensor has data (it is then complete but
     /// for late records), or when it is retired; windows are evaluated in event-time order.
-    pub fn advance(&mut self, changes: Vec<(i64, WindowAgg, isize)>, thresholds: Thresholds, epoch: u64) -> Vec<EpisodeRow> {
+    pub fn advance(
+        &mut self,
+        changes: Vec<(i64, WindowAgg, isize)>,
+        thresholds: Thresholds,
+        epoch: u64,
+    ) -> Vec<EpisodeRow> {
         let mut added: BTreeMap<i64, WindowAgg> = BTreeMap::new();
         let mut retired: Vec<i64> = Vec::new();
         for (start, agg, diff) in changes {
@@ -168,7 +173,10 @@ impl SensorEpisodes {
 
 /// The episode operator: per sensor, in epoch order, turns window changes into episode events
 /// and state snapshots for the checkpoint.
-pub fn detect<'scope>(input: StreamVec<'scope, u64, EpisodeInput>, thresholds: Thresholds) -> StreamVec<'scope, u64, CommitItem> {
+pub fn detect<'scope>(
+    input: StreamVec<'scope, u64, EpisodeInput>,
+    thresholds: Thresholds,
+) -> StreamVec<'scope, u64, CommitItem> {
     input.unary_frontier::<CapacityContainerBuilder<Vec<CommitItem>>, _, _, _>(
         Exchange::new(|item: &EpisodeInput| sensor_route(item.sensor())),
         "Episodes",
@@ -178,7 +186,11 @@ pub fn detect<'scope>(input: StreamVec<'scope, u64, EpisodeInput>, thresholds: T
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     let Some(time) = cap.least().copied() else { return };
-                    stash.entry(time).or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new())).1.append(data);
+                    stash
+                        .entry(time)
+                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()))
+                        .1
+                        .append(data);
                 });
                 while let Some(entry) = stash.first_entry() {
                     if frontier.frontier().less_equal(entry.key()) {

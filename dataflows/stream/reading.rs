@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn accepts_the_seed_messages() {
-        let r = parse_reading(br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00.5","average_speed":54.2,"traffic_density":31}"#).unwrap();
+        let r = parse_reading(
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00.5","average_speed":54.2,"traffic_density":31}"#,
+        )
+        .unwrap();
         assert_eq!(r.sensor_id, "S1");
         assert_eq!(r.timestamp, 1_714_564_800_500_000);
         assert_eq!((r.average_speed, r.traffic_density), (54.2, 31.0));

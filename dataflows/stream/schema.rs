@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, StringBuilder, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use base64::Engine;
@@ -64,13 +66,9 @@ impl ReadingColumns {
     }
 
     /// Rows held.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.by_date.values().map(|d| d.timestamp.len()).sum()
-    }
-
-    /// Whether no rows are held.
-    pub fn is_empty(&self) -> bool {
-        self.by_date.is_empty()
     }
 
     /// One batch per event date (`YYYY-MM-DD`), emptying the buffer.

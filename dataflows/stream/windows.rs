@@ -162,9 +162,11 @@ pub fn sensor_route(sensor: &str) -> u64 {
     stable_hash(&[sensor])
 }
 
-/// The admission operator: when the frontier passes an epoch, each partial is admitted if its
-/// window is still open by the sensor's watermark as of the previous epoch, or counted as late;
-/// then watermarks advance and closed windows are retired by retracting their partials.
+/// The admission operator. When the frontier passes an epoch, it first retires the windows that
+/// the previous epochs' watermarks closed (retracting their partials, so state stays bounded),
+/// then admits each new partial whose window is still open, or counts its readings as late, and
+/// finally advances the sensors' watermarks. Windows closed by an epoch's own data are retired
+/// at the next epoch with data, so their final statistics are always computed and written once.
 /// Returns the admitted-partials updates and the commit items (state snapshots, late counts).
 pub fn admit<'scope>(
     input: StreamVec<'scope, u64, AdmissionInput>,
@@ -175,11 +177,17 @@ pub fn admit<'scope>(
         "Admit",
         move |_capability, _info| {
             let mut sensors: HashMap<String, SensorWindows> = HashMap::new();
+            // Sensors whose watermark moved since their windows were last checked for retirement.
+            let mut advanced: BTreeSet<String> = BTreeSet::new();
             let mut stash: BTreeMap<u64, (Capability<u64>, Vec<AdmissionInput>)> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     let Some(time) = cap.least().copied() else { return };
-                    stash.entry(time).or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new())).1.append(data);
+                    stash
+                        .entry(time)
+                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()))
+                        .1
+                        .append(data);
                 });
                 while let Some(entry) = stash.first_entry() {
                     if frontier.frontier().less_equal(entry.key()) {
@@ -198,18 +206,33 @@ pub fn admit<'scope>(
                                         session.give(Ok((((state.sensor.clone(), start), *agg), epoch, 1)));
                                     }
                                 }
+                                advanced.insert(state.sensor.clone());
                                 sensors.insert(state.sensor.clone(), state);
                             }
                             AdmissionInput::Partial(partial) => partials.push(partial),
                         }
                     }
-                    // Judge every partial against the watermark as of the previous epoch.
+                    for sensor in std::mem::take(&mut advanced) {
+                        let state = sensors.get_mut(&sensor).expect("sensor state");
+                        let open =
+                            state.windows.split_off(&(state.watermark - settings.window - settings.lateness + 1));
+                        for (start, aggs) in std::mem::replace(&mut state.windows, open) {
+                            for agg in aggs {
+                                session.give(Ok((((sensor.clone(), start), agg), epoch, -1)));
+                            }
+                        }
+                        touched.insert(sensor);
+                    }
+                    // Every partial of the epoch is judged against the watermarks of earlier
+                    // epochs, so the outcome does not depend on the order partials arrive in.
                     let mut late = 0;
                     let mut latest: HashMap<String, i64> = HashMap::new();
                     for partial in partials {
-                        let state = sensors
-                            .entry(partial.sensor.clone())
-                            .or_insert_with(|| SensorWindows { sensor: partial.sensor.clone(), watermark: i64::MIN, ..Default::default() });
+                        let state = sensors.entry(partial.sensor.clone()).or_insert_with(|| SensorWindows {
+                            sensor: partial.sensor.clone(),
+                            watermark: i64::MIN,
+                            ..Default::default()
+                        });
                         if settings.is_closed(partial.window_start, state.watermark) {
                             late += partial.agg.count as u64;
                         } else {
@@ -222,12 +245,9 @@ pub fn admit<'scope>(
                     }
                     for (sensor, max_event) in latest {
                         let state = sensors.get_mut(&sensor).expect("sensor state");
-                        state.watermark = state.watermark.max(max_event);
-                        let open = state.windows.split_off(&(state.watermark - settings.window - settings.lateness + 1));
-                        for (start, aggs) in std::mem::replace(&mut state.windows, open) {
-                            for agg in aggs {
-                                session.give(Ok((((sensor.clone(), start), agg), epoch, -1)));
-                            }
+                        if max_event > state.watermark {
+                            state.watermark = max_event;
+                            advanced.insert(sensor);
                         }
                     }
                     for sensor in touched {

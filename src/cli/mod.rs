@@ -1,7 +1,9 @@
 //! The `traffic` command line: one binary for running dataflows, generating data and (later)
 //! operating the cluster.
 
+pub mod broker;
 pub mod gen;
+pub mod produce;
 pub mod run;
 pub mod units;
 
@@ -24,6 +26,10 @@ enum Command {
     /// Generate synthetic data.
     #[command(subcommand)]
     Gen(GenCommand),
+    /// Simulate sensors: send JSON readings to Kafka.
+    Produce(produce::ProduceArgs),
+    /// Run the embedded demo Kafka broker (librdkafka's mock cluster).
+    Broker(broker::BrokerArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,6 +52,8 @@ pub fn main() -> i32 {
             Ok(())
         }
         Command::Gen(GenCommand::Counts(args)) => gen::gen_counts(&args),
+        Command::Produce(args) => produce::run(args),
+        Command::Broker(args) => broker::run(args),
     };
     match result {
         Ok(()) => 0,

@@ -53,7 +53,7 @@ pub fn partition_count(consumer: &BaseConsumer, topic: &str) -> Result<i32> {
         .with_context(|| format!("cannot read metadata of topic '{topic}'"))?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { bail!("no topic '{topic}'") };
     if let Some(error) = found.error() {
-        bail!("topic '{topic}': {:?}", rdkafka::types::RDKafkaRespErr::from(error));
+        bail!("topic '{topic}': {error:?}");
     }
     if found.partitions().is_empty() {
         bail!("topic '{topic}' does not exist (or has no partitions)");

@@ -2,6 +2,7 @@
 //! and the real servers (S3, Kafka) the end-to-end tests talk to.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod reference;
 pub mod s3;
 

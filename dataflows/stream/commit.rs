@@ -1,0 +1,301 @@
+//! The stream committer, on worker 0: when the progress frontier passes an epoch, it writes the
+//! epoch's window and congestion files, creates the epoch's checkpoint, publishes every file of
+//! the epoch, and then (at least once) sends congestion alerts and records offsets for monitoring.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+
+use super::checkpoint::{checkpoint_path, Checkpoint, Recovered, Totals};
+use super::episodes::{EpisodeRow, SensorEpisodes};
+use super::ingest::EpochReport;
+use super::schema::{congestion_batch, congestion_schema, windows_batch, windows_schema};
+use super::windows::{SensorWindows, WindowRow};
+use crate::calendar::{date_label, day_of};
+use crate::checkpoint::{create_record, publish, StagedFile};
+use crate::cluster::fail_stop;
+use crate::job::Summary;
+use crate::kafka::{admin_consumer, commit_for_monitoring, Producer};
+use crate::lake::Lake;
+use crate::parquet_sink::FileFormat;
+use crate::progress::Progress;
+
+/// Checkpoints kept on store; older ones are deleted.
+pub const KEEP_CHECKPOINTS: usize = 10;
+
+/// Everything that goes into an epoch's checkpoint, from every operator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CommitItem {
+    /// An ingest worker's epoch.
+    Ingest(EpochReport),
+    /// A sensor's window state after the epoch.
+    Admission(SensorWindows),
+    /// Readings found too late for their window.
+    Late(u64),
+    /// A new version of a window's statistics.
+    Window(WindowRow),
+    /// An episode opening or closing.
+    Episode(EpisodeRow),
+    /// A sensor's episode state after the epoch.
+    Episodes(SensorEpisodes),
+}
+
+/// Where the committer writes, and what it tells.
+#[derive(Clone, Debug)]
+pub struct CommitSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Topic read.
+    pub topic: String,
+    /// Consumer group for monitoring commits.
+    pub group: String,
+    /// Topic for congestion alerts.
+    pub alerts_topic: Option<String>,
+}
+
+/// The commit operator; its output is empty, and complete when the stream has stopped.
+pub fn committer<'scope>(
+    items: StreamVec<'scope, u64, CommitItem>,
+    lake: Lake,
+    settings: CommitSettings,
+    shared: Rc<RefCell<Option<Recovered>>>,
+    summary: Rc<RefCell<Option<Summary>>>,
+    progress: Arc<Progress>,
+) -> StreamVec<'scope, u64, ()> {
+    let index = items.scope().index();
+    items.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Exchange::new(|_: &CommitItem| 0),
+        "Commit",
+        move |capability, _info| {
+            // Held until the summary is written, so the job is not done before it.
+            let mut capability = (index == 0).then_some(capability);
+            let mut log: Option<CheckpointLog> = None;
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<CommitItem>)> = BTreeMap::new();
+            move |(input, frontier), _output| {
+                input.for_each(|cap, data| {
+                    let Some(time) = cap.least().copied() else { return };
+                    stash
+                        .entry(time)
+                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()))
+                        .1
+                        .append(data);
+                });
+                if capability.is_none() {
+                    return;
+                }
+                if log.is_none() {
+                    let Some(recovered) = shared.borrow_mut().take() else { return };
+                    log = Some(
+                        CheckpointLog::start(lake.clone(), settings.clone(), recovered)
+                            .unwrap_or_else(|e| fail_stop(&e)),
+                    );
+                }
+                let log_ref = log.as_mut().expect("started");
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.frontier().less_equal(entry.key()) {
+                        break;
+                    }
+                    let epoch = *entry.key();
+                    let (_cap, items) = entry.remove();
+                    log_ref.commit(epoch, items).unwrap_or_else(|e| fail_stop(&e));
+                    Progress::add(&progress.committed, 1);
+                }
+                if frontier.frontier().is_empty() {
+                    *summary.borrow_mut() = Some(log.take().expect("started").finish());
+                    capability = None;
+                }
+            }
+        },
+    )
+}
+
+/// The committer's running state: the last checkpoint's offsets, totals and operator states.
+struct CheckpointLog {
+    lake: Lake,
+    settings: CommitSettings,
+    format: FileFormat,
+    offsets: BTreeMap<i32, i64>,
+    totals: Totals,
+    run: Totals,
+    windows: BTreeMap<String, SensorWindows>,
+    episodes: BTreeMap<String, SensorEpisodes>,
+    kept: VecDeque<u64>,
+    committed: u64,
+    published: u64,
+    last_epoch: Option<u64>,
+    alerts: Option<Producer>,
+    monitor: Option<rdkafka::consumer::BaseConsumer>,
+}
+
+impl CheckpointLog {
+    fn start(lake: Lake, settings: CommitSettings, recovered: Recovered) -> Result<CheckpointLog> {
+        let last = recovered.last.unwrap_or_default();
+        let alerts = match &settings.alerts_topic {
+            Some(_) => Some(Producer::new(&settings.brokers, true)?),
+            None => None,
+        };
+        let monitor = admin_consumer(&settings.brokers, &settings.group).ok();
+        Ok(CheckpointLog {
+            lake,
+            format: FileFormat::builder().build(),
+            offsets: recovered.offsets,
+            totals: last.totals,
+            run: Totals::default(),
+            windows: last.windows.into_iter().map(|w| (w.sensor.clone(), w)).collect(),
+            episodes: last.episodes.into_iter().map(|e| (e.sensor.clone(), e)).collect(),
+            kept: recovered.kept.into(),
+            committed: 0,
+            published: 0,
+            last_epoch: None,
+            alerts,
+            monitor,
+            settings,
+        })
+    }
+
+    /// Writes the checkpoint of `epoch` and publishes its files.
+    fn commit(&mut self, epoch: u64, items: Vec<CommitItem>) -> Result<()> {
+        let mut files: Vec<StagedFile> = Vec::new();
+        let mut epoch_totals = Totals::default();
+        let mut windows: Vec<WindowRow> = Vec::new();
+        let mut episodes: Vec<EpisodeRow> = Vec::new();
+        for item in items {
+            match item {
+                CommitItem::Ingest(report) => {
+                    let t = report.totals;
+                    if t.read != t.written + t.quarantined {
+                        bail!("epoch {epoch} of worker {} does not reconcile: {t:?}", report.worker);
+                    }
+                    epoch_totals.add(&t);
+                    self.offsets.extend(report.offsets);
+                    files.extend(report.files);
+                }
+                CommitItem::Admission(state) => {
+                    self.windows.insert(state.sensor.clone(), state);
+                }
+                CommitItem::Late(count) => epoch_totals.late += count,
+                CommitItem::Window(row) => windows.push(row),
+                CommitItem::Episode(row) => episodes.push(row),
+                CommitItem::Episodes(state) => {
+                    self.episodes.insert(state.sensor.clone(), state);
+                }
+            }
+        }
+        let unit = format!("e{epoch:020}-commit");
+        let name = format!("part-e{epoch:020}.parquet");
+        let mut uploads = Vec::new();
+        let mut by_date: BTreeMap<String, Vec<WindowRow>> = BTreeMap::new();
+        for row in windows {
+            by_date.entry(date_label(day_of(row.window_start))).or_default().push(row);
+        }
+        for (date, rows) in by_date {
+            let bytes = self.format.encode(&windows_schema(), &[windows_batch(&rows)])?;
+            let file =
+                StagedFile::new(&unit, format!("windows/date={date}/{name}"), rows.len() as u64, bytes.len() as u64);
+            uploads.push((file.staged.clone(), bytes));
+            files.push(file);
+        }
+        let mut by_date: BTreeMap<String, Vec<EpisodeRow>> = BTreeMap::new();
+        for row in &episodes {
+            by_date.entry(date_label(day_of(row.start))).or_default().push(row.clone());
+        }
+        for (date, rows) in by_date {
+            let bytes = self.format.encode(&congestion_schema(), &[congestion_batch(&rows)])?;
+            let file =
+                StagedFile::new(&unit, format!("congestion/date={date}/{name}"), rows.len() as u64, bytes.len() as u64);
+            uploads.push((file.staged.clone(), bytes));
+            files.push(file);
+        }
+        self.lake.put_many(uploads)?;
+
+        self.totals.add(&epoch_totals);
+        self.run.add(&epoch_totals);
+        let checkpoint = Checkpoint {
+            epoch,
+            topic: self.settings.topic.clone(),
+            offsets: self.offsets.clone(),
+            files,
+            totals: self.totals,
+            epoch_totals,
+            windows: self.windows.values().cloned().collect(),
+            episodes: self.episodes.values().cloned().collect(),
+        };
+        create_record(&self.lake, &checkpoint_path(epoch), &checkpoint)?;
+        publish(&self.lake, &checkpoint.files)?;
+        self.lake.tidy(crate::checkpoint::STAGING);
+        self.kept.push_back(epoch);
+        while self.kept.len() > KEEP_CHECKPOINTS {
+            let old = self.kept.pop_front().expect("an old checkpoint");
+            self.lake.delete(&checkpoint_path(old))?;
+        }
+        self.committed += 1;
+        self.published += checkpoint.files.len() as u64;
+        self.last_epoch = Some(epoch);
+        self.after_commit(&episodes);
+        Ok(())
+    }
+
+    /// At-least-once side effects of a committed epoch; failures are logged, not fatal.
+    fn after_commit(&self, episodes: &[EpisodeRow]) {
+        if let (Some(producer), Some(topic)) = (&self.alerts, &self.settings.alerts_topic) {
+            for row in episodes {
+                let payload = serde_json::to_vec(&alert_json(row)).expect("alert JSON");
+                if let Err(error) = producer.send(topic, row.sensor_id.as_bytes(), &payload) {
+                    log::warn!(target: "traffic", "stream: cannot send a congestion alert: {error:#}");
+                }
+            }
+        }
+        if let Some(monitor) = &self.monitor {
+            if let Err(error) = commit_for_monitoring(monitor, &self.settings.topic, &self.offsets) {
+                log::debug!(target: "traffic", "stream: monitoring offsets not committed: {error:#}");
+            }
+        }
+    }
+
+    fn finish(self) -> Summary {
+        if let Some(producer) = &self.alerts {
+            if let Err(error) = producer.flush(Duration::from_secs(10)) {
+                log::warn!(target: "traffic", "stream: congestion alerts not all delivered: {error:#}");
+            }
+        }
+        let last = self.last_epoch.map_or("none".to_string(), |e| e.to_string());
+        Summary {
+            read: self.run.read,
+            written: self.run.written,
+            quarantined: self.run.quarantined,
+            files: self.published,
+            skipped: 0,
+            detail: format!(
+                "{} epochs committed, last checkpoint {last}, {} readings too late for their window; output {}",
+                self.committed,
+                self.run.late,
+                self.lake.url()
+            ),
+        }
+    }
+}
+
+/// The alert message for an episode event.
+pub fn alert_json(row: &EpisodeRow) -> serde_json::Value {
+    let time = |micros: i64| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.to_rfc3339());
+    serde_json::json!({
+        "sensor_id": row.sensor_id,
+        "status": row.status,
+        "episode_start": time(row.start),
+        "episode_end": row.end.and_then(time),
+        "windows": row.windows,
+        "min_mean_speed": row.min_mean_speed,
+        "max_mean_density": row.max_mean_density,
+        "epoch": row.epoch,
+    })
+}
