@@ -244,9 +244,12 @@ fn reading(sensor: &str, at: i64, speed: f64, density: f64) -> (&str, Vec<u8>) {
 /// A window: sensor and start.
 type Window = (String, i64);
 
-/// Latest version of each window: `(sensor, start) -> (count, mean_speed, epoch)`, and how many versions.
-fn latest_windows(output: &str) -> (BTreeMap<Window, (i64, f64, i64)>, HashMap<Window, usize>) {
-    let mut latest: BTreeMap<Window, (i64, f64, i64)> = BTreeMap::new();
+/// A window version: count, mean speed and epoch.
+type Version = (i64, f64, i64);
+
+/// Latest version of each window, and how many versions each has.
+fn latest_windows(output: &str) -> (BTreeMap<Window, Version>, HashMap<Window, usize>) {
+    let mut latest: BTreeMap<Window, Version> = BTreeMap::new();
     let mut versions: HashMap<Window, usize> = HashMap::new();
     for b in read_parquet(output, "windows") {
         let (s, start, count, speed, epoch) = (
