@@ -20,6 +20,9 @@ pub trait Dataflow: Send + Sync {
 
     /// Builds the dataflow on `worker`.
     fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle>;
+
+    /// The storage URLs the job writes to (checked against a cluster's lake before it runs).
+    fn outputs(&self) -> Vec<String>;
 }
 
 /// What a job's operators on one worker may use while it runs.
@@ -30,6 +33,37 @@ pub struct JobContext {
     /// Set on every worker, at once, when the job is asked to stop: sources then close their
     /// current unit of work, the job commits it and finishes.
     pub stop: Rc<Cell<bool>>,
+    /// How a failure of this job is recorded before the process stops.
+    pub failure: Failure,
+}
+
+impl JobContext {
+    /// Ends the process because of `error` (fail-stop), after recording it against the job.
+    pub fn fail(&self, error: &anyhow::Error) -> ! {
+        self.failure.stop(error)
+    }
+}
+
+/// Records a job's failure where the cluster's supervisor will find it after the restart, so
+/// that a job that keeps failing is given up instead of crashing the cluster forever.
+#[derive(Clone, Default)]
+pub struct Failure {
+    record: Option<Arc<dyn Fn(&anyhow::Error) + Send + Sync>>,
+}
+
+impl Failure {
+    /// A failure recorded by `record` (best effort) before the process stops.
+    pub fn recorded_by(record: impl Fn(&anyhow::Error) + Send + Sync + 'static) -> Failure {
+        Failure { record: Some(Arc::new(record)) }
+    }
+
+    /// Records `error` (if set up to) and ends the process.
+    pub fn stop(&self, error: &anyhow::Error) -> ! {
+        if let Some(record) = &self.record {
+            record(error);
+        }
+        crate::cluster::fail_stop(error)
+    }
 }
 
 /// The end-of-job figures, reported by worker 0.

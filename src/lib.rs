@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod csv;
 pub mod datetime;
+pub mod http;
 pub mod job;
 pub mod kafka;
 pub mod lake;

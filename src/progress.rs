@@ -19,12 +19,43 @@ pub struct Progress {
     pub committed: AtomicU64,
     /// Units planned (0 when open-ended).
     pub planned: AtomicU64,
+    /// Committed figures, kept by the committer (on the first process): records read...
+    pub read: AtomicU64,
+    /// ... written to the lake...
+    pub written: AtomicU64,
+    /// ... and quarantined.
+    pub quarantined: AtomicU64,
+    /// The last committed epoch or chunk time.
+    pub frontier: AtomicU64,
+    /// Messages waiting in Kafka when the last epoch closed.
+    pub lag: AtomicU64,
 }
 
 impl Progress {
     /// Adds to a counter.
     pub fn add(counter: &AtomicU64, amount: u64) {
         counter.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    /// Sets a figure.
+    pub fn set(figure: &AtomicU64, value: u64) {
+        figure.store(value, Ordering::Relaxed);
+    }
+
+    /// The committed figures as JSON, for the control API.
+    pub fn to_json(&self) -> serde_json::Value {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "read": get(&self.read),
+            "written": get(&self.written),
+            "quarantined": get(&self.quarantined),
+            "frontier": get(&self.frontier),
+            "kafka_lag": get(&self.lag),
+            "committed_units": get(&self.committed),
+            "planned_units": get(&self.planned),
+            "parsed_here": get(&self.records),
+            "bytes_here": get(&self.bytes),
+        })
     }
 
     fn line(&self, elapsed: Duration) -> String {

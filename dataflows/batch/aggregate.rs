@@ -17,7 +17,7 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::Stream;
 
 use super::partials::Partial;
-use crate::cluster::fail_stop;
+use crate::job::JobContext;
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
 
@@ -28,7 +28,11 @@ pub type ProfileRow = ((i32, u8, u8), (i64, i64));
 
 /// Builds both views from the partials and writes them under the lake; the returned stream is
 /// complete once both files are written.
-pub fn trend_views<'scope>(partials: VecCollection<'scope, u64, Partial>, lake: Lake) -> Stream<'scope, u64, Vec<()>> {
+pub fn trend_views<'scope>(
+    partials: VecCollection<'scope, u64, Partial>,
+    lake: Lake,
+    job: JobContext,
+) -> Stream<'scope, u64, Vec<()>> {
     let daily = partials
         .clone()
         .flat_map(|p| match p {
@@ -58,8 +62,9 @@ pub fn trend_views<'scope>(partials: VecCollection<'scope, u64, Partial>, lake: 
             }
             output.push((row, 1));
         });
-    let daily_done = write_view(daily, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily);
-    let profile_done = write_view(profile, lake, "junction_profile/junction_profile.parquet", encode_profile);
+    let daily_done =
+        write_view(daily, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily, job.clone());
+    let profile_done = write_view(profile, lake, "junction_profile/junction_profile.parquet", encode_profile, job);
     daily_done.concat(profile_done)
 }
 
@@ -70,6 +75,7 @@ fn write_view<'scope, D>(
     lake: Lake,
     target: &'static str,
     encode: fn(Vec<D>) -> Result<Bytes>,
+    job: JobContext,
 ) -> Stream<'scope, u64, Vec<()>>
 where
     D: timely::ExchangeData + Ord + Clone,
@@ -90,8 +96,8 @@ where
                 if frontier.frontier().is_empty() && capability.is_some() {
                     let visible: Vec<D> =
                         std::mem::take(&mut rows).into_iter().filter(|(_, n)| *n > 0).map(|(row, _)| row).collect();
-                    let bytes = encode(visible).unwrap_or_else(|e| fail_stop(&e));
-                    lake.put(target, bytes).unwrap_or_else(|e| fail_stop(&e));
+                    let bytes = encode(visible).unwrap_or_else(|e| job.fail(&e));
+                    lake.put(target, bytes).unwrap_or_else(|e| job.fail(&e));
                     capability = None;
                 }
             }

@@ -1,10 +1,9 @@
 //! The committer: on worker 0, records each chunk once the progress frontier passes it, and
 //! publishes an input's files once all its chunks are recorded.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use timely::container::CapacityContainerBuilder;
@@ -17,8 +16,7 @@ use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, Ch
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan};
 use crate::checkpoint::{create_record, publish};
-use crate::cluster::fail_stop;
-use crate::job::Summary;
+use crate::job::{JobContext, Summary};
 use crate::lake::Lake;
 use crate::progress::Progress;
 
@@ -32,8 +30,7 @@ pub fn committer<'scope>(
     lake: Lake,
     shared: Rc<RefCell<Option<Plan>>>,
     summary: Rc<RefCell<Option<Summary>>>,
-    progress: Arc<Progress>,
-    stop: Rc<Cell<bool>>,
+    job: JobContext,
 ) -> Stream<'scope, u64, Vec<PartialUpdate>> {
     let index = records.scope().index();
     records.unary_frontier::<CapacityContainerBuilder<Vec<PartialUpdate>>, _, _, _>(
@@ -59,7 +56,7 @@ pub fn committer<'scope>(
                     let Some(plan) = shared.borrow_mut().take() else {
                         return;
                     };
-                    let (started, changes) = CommitLog::start(lake.clone(), plan).unwrap_or_else(|e| fail_stop(&e));
+                    let (started, changes) = CommitLog::start(lake.clone(), plan).unwrap_or_else(|e| job.fail(&e));
                     output.session(initial_cap).give_iterator(changes.into_iter().map(|(p, d)| (p, 0, d)));
                     log = Some(started);
                 }
@@ -70,13 +67,14 @@ pub fn committer<'scope>(
                     }
                     let (cap, records) = entry.remove();
                     for record in records {
-                        let changes = log_ref.record(record).unwrap_or_else(|e| fail_stop(&e));
-                        Progress::add(&progress.committed, 1);
+                        let changes = log_ref.record(record).unwrap_or_else(|e| job.fail(&e));
+                        log_ref.report(&job.progress, *cap.time());
+                        Progress::add(&job.progress.committed, 1);
                         output.session(&cap).give_iterator(changes.into_iter().map(|(p, d)| (p, *cap.time(), d)));
                     }
                 }
                 if frontier.frontier().is_empty() {
-                    let finished = log.take().expect("started").finish(stop.get()).unwrap_or_else(|e| fail_stop(&e));
+                    let finished = log.take().expect("started").finish(job.stop.get()).unwrap_or_else(|e| job.fail(&e));
                     *summary.borrow_mut() = Some(finished);
                     initial = None;
                 }
@@ -136,6 +134,14 @@ impl CommitLog {
         let Some(pending) = self.loads.get_mut(&load_id) else { bail!("chunk of an unplanned load {load_id}") };
         pending.records.insert(record.chunk, record);
         self.publish_if_complete(&load_id)
+    }
+
+    /// Shows the committed figures.
+    fn report(&self, progress: &Progress, time: u64) {
+        Progress::set(&progress.read, self.summary.read);
+        Progress::set(&progress.written, self.summary.written);
+        Progress::set(&progress.quarantined, self.summary.quarantined);
+        Progress::set(&progress.frontier, time);
     }
 
     fn publish_if_complete(&mut self, load_id: &str) -> Result<Vec<(Partial, isize)>> {

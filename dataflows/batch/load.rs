@@ -1,9 +1,6 @@
 //! Loading a chunk: read its lines, parse them into columns, sort, encode Parquet and stage it.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
-use std::sync::Arc;
 
 use anyhow::Result;
 use timely::container::CapacityContainerBuilder;
@@ -18,8 +15,8 @@ use super::plan::ChunkTask;
 use super::schema::{counts_batch, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
 use crate::calendar::{day_of, month_index, month_label};
 use crate::checkpoint::StagedFile;
-use crate::cluster::fail_stop;
 use crate::csv::{lines_before, parse_chunk, read_lines, CountColumns};
+use crate::job::JobContext;
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
 use crate::progress::Progress;
@@ -30,8 +27,7 @@ use crate::progress::Progress;
 pub fn loader<'scope>(
     tasks: Stream<'scope, u64, Vec<ChunkTask>>,
     lake: Lake,
-    progress: Arc<Progress>,
-    stop: Rc<Cell<bool>>,
+    job: JobContext,
 ) -> Stream<'scope, u64, Vec<ChunkRecord>> {
     let activator_scope = tasks.scope();
     tasks.unary_frontier::<CapacityContainerBuilder<Vec<ChunkRecord>>, _, _, _>(
@@ -53,7 +49,7 @@ pub fn loader<'scope>(
                 if !frontier.frontier().is_empty() {
                     return;
                 }
-                if stop.get() {
+                if job.stop.get() {
                     // Asked to stop: leave the remaining chunks to the next run.
                     queue.clear();
                     capability = None;
@@ -68,7 +64,7 @@ pub fn loader<'scope>(
                 let task = queue.remove(&time).expect("first task");
                 cap.downgrade(&time);
                 let record =
-                    load_chunk(&task, &lake, &counts, &quarantine, &progress).unwrap_or_else(|e| fail_stop(&e));
+                    load_chunk(&task, &lake, &counts, &quarantine, &job.progress).unwrap_or_else(|e| job.fail(&e));
                 output.session(&*cap).give(record);
                 match queue.first_key_value() {
                     Some((&next, _)) => {

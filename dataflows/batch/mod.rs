@@ -84,6 +84,10 @@ impl Dataflow for BatchDataflow {
         "batch"
     }
 
+    fn outputs(&self) -> Vec<String> {
+        vec![self.args.output.clone()]
+    }
+
     fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle> {
         let lake = Lake::open(&self.args.output)?;
         let settings = plan::PlanSettings {
@@ -95,13 +99,11 @@ impl Dataflow for BatchDataflow {
         let shared_plan = Rc::new(RefCell::new(None));
         let summary = Rc::new(RefCell::new(None));
         let probe = ProbeHandle::new();
-        let progress = context.progress.clone();
         worker.dataflow_named::<u64, _, _>("batch", |scope| {
-            let tasks = plan::planner(scope, lake.clone(), settings, shared_plan.clone(), progress.clone());
-            let records = load::loader(tasks, lake.clone(), progress.clone(), context.stop.clone());
-            let stop = context.stop.clone();
-            let partials = commit::committer(records, lake.clone(), shared_plan, summary.clone(), progress, stop);
-            aggregate::trend_views(partials.as_collection(), lake).probe_with(&probe);
+            let tasks = plan::planner(scope, lake.clone(), settings, shared_plan.clone(), context.clone());
+            let records = load::loader(tasks, lake.clone(), context.clone());
+            let partials = commit::committer(records, lake.clone(), shared_plan, summary.clone(), context.clone());
+            aggregate::trend_views(partials.as_collection(), lake, context.clone()).probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))
     }

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use object_store::ObjectStoreExt;
@@ -15,8 +14,8 @@ use timely::dataflow::{Scope, Stream};
 
 use super::manifest::{chunk_records_dir, ChunkRecord, LoadCommit, LOAD_COMMITS};
 use crate::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
-use crate::cluster::fail_stop;
 use crate::csv::{detect_layout, resolve_inputs, split_ranges, InputFile, Layout};
+use crate::job::JobContext;
 use crate::lake::Lake;
 use crate::progress::Progress;
 
@@ -90,7 +89,7 @@ pub fn planner<'scope>(
     lake: Lake,
     settings: PlanSettings,
     shared: Rc<RefCell<Option<Plan>>>,
-    progress: Arc<Progress>,
+    job: JobContext,
 ) -> Stream<'scope, u64, Vec<ChunkTask>> {
     let (index, peers) = (scope.index(), scope.peers());
     source::<_, CapacityContainerBuilder<Vec<ChunkTask>>, _, _>(scope, "Plan", move |capability, _info| {
@@ -99,10 +98,10 @@ pub fn planner<'scope>(
             let Some(capability) = capability.take() else {
                 return;
             };
-            let plan = recover_and_plan(&lake, &settings, peers).unwrap_or_else(|e| fail_stop(&e));
+            let plan = recover_and_plan(&lake, &settings, peers).unwrap_or_else(|e| job.fail(&e));
             let bytes: u64 = plan.tasks.iter().map(|t| t.range.1 - t.range.0).sum();
-            Progress::add(&progress.total_bytes, bytes);
-            Progress::add(&progress.planned, plan.tasks.len() as u64);
+            Progress::add(&job.progress.total_bytes, bytes);
+            Progress::add(&job.progress.planned, plan.tasks.len() as u64);
             log::info!(
                 target: "traffic",
                 "batch: {} chunks of {} inputs to load ({} bytes) on {peers} workers, {} inputs already loaded",

@@ -137,6 +137,13 @@ pub fn recover(
     let mut offsets = BTreeMap::new();
     for (&partition, &(low, high)) in &marks {
         let offset = match (last.as_ref().and_then(|c| c.offsets.get(&partition)), start, &last) {
+            (Some(&recorded), _, _) if recorded > high => {
+                log::warn!(
+                    target: "traffic",
+                    "stream: {topic}/{partition} ends at offset {high}, before the checkpoint's {recorded}: the topic was recreated; reading it from its start"
+                );
+                low
+            }
             (Some(&recorded), _, _) => {
                 if recorded < low {
                     log::warn!(

@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -23,8 +22,7 @@ use super::schema::{congestion_batch, congestion_schema, windows_batch, windows_
 use super::windows::{SensorWindows, WindowRow};
 use crate::calendar::{date_label, day_of};
 use crate::checkpoint::{create_record, publish, StagedFile};
-use crate::cluster::fail_stop;
-use crate::job::Summary;
+use crate::job::{JobContext, Summary};
 use crate::kafka::{admin_consumer, commit_for_monitoring, Producer};
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
@@ -70,7 +68,7 @@ pub fn committer<'scope>(
     settings: CommitSettings,
     shared: Rc<RefCell<Option<Recovered>>>,
     summary: Rc<RefCell<Option<Summary>>>,
-    progress: Arc<Progress>,
+    job: JobContext,
 ) -> StreamVec<'scope, u64, ()> {
     let index = items.scope().index();
     items.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
@@ -97,7 +95,7 @@ pub fn committer<'scope>(
                     let Some(recovered) = shared.borrow_mut().take() else { return };
                     log = Some(
                         CheckpointLog::start(lake.clone(), settings.clone(), recovered)
-                            .unwrap_or_else(|e| fail_stop(&e)),
+                            .unwrap_or_else(|e| job.fail(&e)),
                     );
                 }
                 let log_ref = log.as_mut().expect("started");
@@ -107,8 +105,8 @@ pub fn committer<'scope>(
                     }
                     let epoch = *entry.key();
                     let (_cap, items) = entry.remove();
-                    log_ref.commit(epoch, items).unwrap_or_else(|e| fail_stop(&e));
-                    Progress::add(&progress.committed, 1);
+                    log_ref.commit(epoch, items, &job.progress).unwrap_or_else(|e| job.fail(&e));
+                    Progress::add(&job.progress.committed, 1);
                 }
                 if frontier.frontier().is_empty() {
                     *summary.borrow_mut() = Some(log.take().expect("started").finish());
@@ -164,11 +162,12 @@ impl CheckpointLog {
     }
 
     /// Writes the checkpoint of `epoch` and publishes its files.
-    fn commit(&mut self, epoch: u64, items: Vec<CommitItem>) -> Result<()> {
+    fn commit(&mut self, epoch: u64, items: Vec<CommitItem>, progress: &Progress) -> Result<()> {
         let mut files: Vec<StagedFile> = Vec::new();
         let mut epoch_totals = Totals::default();
         let mut windows: Vec<WindowRow> = Vec::new();
         let mut episodes: Vec<EpisodeRow> = Vec::new();
+        let mut lag = 0;
         for item in items {
             match item {
                 CommitItem::Ingest(report) => {
@@ -177,6 +176,7 @@ impl CheckpointLog {
                         bail!("epoch {epoch} of worker {} does not reconcile: {t:?}", report.worker);
                     }
                     epoch_totals.add(&t);
+                    lag += report.lag;
                     self.offsets.extend(report.offsets);
                     files.extend(report.files);
                 }
@@ -242,6 +242,11 @@ impl CheckpointLog {
         self.published += checkpoint.files.len() as u64;
         self.last_epoch = Some(epoch);
         self.after_commit(&episodes);
+        Progress::set(&progress.read, self.totals.read);
+        Progress::set(&progress.written, self.totals.written);
+        Progress::set(&progress.quarantined, self.totals.quarantined);
+        Progress::set(&progress.frontier, epoch);
+        Progress::set(&progress.lag, lag);
         Ok(())
     }
 

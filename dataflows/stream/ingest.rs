@@ -2,10 +2,7 @@
 //! and at each epoch's end writes the epoch's readings and rejects as staged Parquet files and
 //! reports them, with its partitions' next offsets, to the committer.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
@@ -24,7 +21,7 @@ use super::schema::{quarantine_batch, quarantine_schema, readings_schema, Readin
 use super::windows::{WindowAgg, WindowPartial, WindowSettings};
 use crate::calendar::{date_label, day_of};
 use crate::checkpoint::StagedFile;
-use crate::cluster::fail_stop;
+use crate::job::JobContext;
 use crate::kafka::PartitionReader;
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
@@ -66,8 +63,7 @@ pub fn ingest<'scope>(
     assignments: StreamVec<'scope, u64, Assignment>,
     settings: IngestSettings,
     lake: Lake,
-    stop: Rc<Cell<bool>>,
-    progress: Arc<Progress>,
+    job: JobContext,
 ) -> (StreamVec<'scope, u64, WindowPartial>, StreamVec<'scope, u64, CommitItem>) {
     let scope = assignments.scope();
     let worker = scope.index();
@@ -103,18 +99,18 @@ pub fn ingest<'scope>(
                                 &settings.group,
                                 offsets.clone(),
                             );
-                            reader.insert(opened.unwrap_or_else(|e| fail_stop(&e)))
+                            reader.insert(opened.unwrap_or_else(|e| job.fail(&e)))
                         }
                     };
                     let open = epoch.get_or_insert_with(|| OpenEpoch::new(*cap.time()));
-                    let read = open.poll(reader, &settings.windows, &progress).unwrap_or_else(|e| fail_stop(&e));
+                    let read = open.poll(reader, &settings.windows, &job.progress).unwrap_or_else(|e| job.fail(&e));
                     let now = epoch_at(SystemTime::now(), settings.epoch);
-                    let stopping = stop.get();
+                    let stopping = job.stop.get();
                     if stopping || now > open.epoch || open.opened.elapsed() >= settings.epoch {
                         let closing = epoch.take().expect("open epoch");
                         let number = closing.epoch;
                         let (report, partials) =
-                            closing.close(worker, reader, &lake, &format).unwrap_or_else(|e| fail_stop(&e));
+                            closing.close(worker, reader, &lake, &format).unwrap_or_else(|e| job.fail(&e));
                         let mut session = output.session(&*cap);
                         session.give_iterator(partials.into_iter().map(Ok));
                         session.give(Err(CommitItem::Ingest(report)));

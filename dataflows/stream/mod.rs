@@ -122,6 +122,10 @@ impl Dataflow for StreamDataflow {
         "stream"
     }
 
+    fn outputs(&self) -> Vec<String> {
+        vec![self.args.output.clone()]
+    }
+
     fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle> {
         let args = &self.args;
         let lake = Lake::open(&args.output)?;
@@ -153,15 +157,13 @@ impl Dataflow for StreamDataflow {
         let recovered = Rc::new(RefCell::new(None));
         let summary = Rc::new(RefCell::new(None));
         let probe = ProbeHandle::new();
-        let (stop, progress) = (context.stop.clone(), context.progress.clone());
         worker.dataflow_named::<u64, _, _>("stream", |scope| {
-            let plan = plan::planner(scope, lake.clone(), source, recovered.clone());
+            let plan = plan::planner(scope, lake.clone(), source, recovered.clone(), context.clone());
             let assignments = plan.clone().flat_map(|item| match item {
                 PlanItem::Assign(assignment) => Some(assignment),
                 _ => None,
             });
-            let (partials, reports) =
-                ingest::ingest(assignments, ingest_settings, lake.clone(), stop, progress.clone());
+            let (partials, reports) = ingest::ingest(assignments, ingest_settings, lake.clone(), context.clone());
 
             let restored_windows = plan.clone().flat_map(|item| match item {
                 PlanItem::Windows(state) => Some(AdmissionInput::Restore(state)),
@@ -180,7 +182,8 @@ impl Dataflow for StreamDataflow {
             let episode_items = episodes::detect(restored_episodes.concat(changes), thresholds);
 
             let items = scope.concatenate([reports, admission_items, window_items, episode_items]);
-            commit::committer(items, lake, commit_settings, recovered, summary.clone(), progress).probe_with(&probe);
+            commit::committer(items, lake, commit_settings, recovered, summary.clone(), context.clone())
+                .probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))
     }

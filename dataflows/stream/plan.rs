@@ -12,7 +12,7 @@ use timely::dataflow::{Scope, StreamVec};
 use super::checkpoint::{recover, Recovered, StartAt};
 use super::episodes::SensorEpisodes;
 use super::windows::SensorWindows;
-use crate::cluster::fail_stop;
+use crate::job::JobContext;
 use crate::lake::Lake;
 
 /// A partition to read, from an offset, on a worker.
@@ -59,6 +59,7 @@ pub fn planner<'scope>(
     lake: Lake,
     source_settings: Source,
     shared: Rc<RefCell<Option<Recovered>>>,
+    job: JobContext,
 ) -> StreamVec<'scope, u64, PlanItem> {
     let (index, peers) = (scope.index(), scope.peers());
     source::<_, CapacityContainerBuilder<Vec<PlanItem>>, _, _>(scope, "Plan", move |capability, _info| {
@@ -67,7 +68,7 @@ pub fn planner<'scope>(
             let Some(capability) = capability.take() else { return };
             let s = &source_settings;
             let recovered =
-                recover(&lake, &s.brokers, &s.topic, &s.group, s.start, s.epoch).unwrap_or_else(|e| fail_stop(&e));
+                recover(&lake, &s.brokers, &s.topic, &s.group, s.start, s.epoch).unwrap_or_else(|e| job.fail(&e));
             let at = capability.delayed(&recovered.first_epoch);
             let mut session = output.session(&at);
             for (&partition, &offset) in &recovered.offsets {

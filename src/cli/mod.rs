@@ -2,10 +2,13 @@
 //! operating the cluster.
 
 pub mod broker;
+pub mod cluster;
+pub mod control;
 pub mod gen;
 pub mod produce;
 pub mod run;
 pub mod units;
+pub mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +22,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start everything on embedded defaults: demo broker, sensors, cluster, stream and batch jobs, ./lake.
+    Up(up::UpArgs),
     /// Run a dataflow by name on this host's processes or as one process of a cluster.
     Run(run::RunArgs),
     /// List the dataflows that can be run or submitted.
@@ -30,6 +35,32 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Run the embedded demo Kafka broker (librdkafka's mock cluster).
     Broker(broker::BrokerArgs),
+    /// Start, inspect or stop a long-running cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// One process of a cluster (one per host, with the same hostfile); restarted on failure.
+    Worker(cluster::WorkerArgs),
+    /// Submit a dataflow by name to a running cluster; prints the job id.
+    Submit(control::SubmitArgs),
+    /// List a cluster's jobs with live figures.
+    List(control::ControlArgs),
+    /// Stop a job (a stream writes its final checkpoint first).
+    Stop {
+        #[command(flatten)]
+        control: control::ControlArgs,
+        /// The job id.
+        id: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Start N worker processes of W workers on this host and supervise them.
+    Start(cluster::ClusterStartArgs),
+    /// Show the cluster's shape and job counts.
+    Status(control::ControlArgs),
+    /// Stop every job (streams checkpoint) and the cluster; running jobs resume at the next start.
+    Stop(control::ControlArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,6 +75,7 @@ pub fn main() -> i32 {
     crate::logging::init(&std::env::var("TRAFFIC_PROCESS_LABEL").unwrap_or_default());
     crate::cluster::install_panic_hook();
     let result = match cli.command {
+        Command::Up(args) => up::up(args),
         Command::Run(args) => run::run(args),
         Command::Dataflows => {
             for registration in crate::dataflows::registry() {
@@ -54,6 +86,13 @@ pub fn main() -> i32 {
         Command::Gen(GenCommand::Counts(args)) => gen::gen_counts(&args),
         Command::Produce(args) => produce::run(args),
         Command::Broker(args) => broker::run(args),
+        Command::Cluster(ClusterCommand::Start(args)) => cluster::start(args),
+        Command::Cluster(ClusterCommand::Status(args)) => control::status(args),
+        Command::Cluster(ClusterCommand::Stop(args)) => control::shutdown(args),
+        Command::Worker(args) => cluster::worker(args),
+        Command::Submit(args) => control::submit(args),
+        Command::List(args) => control::list(args),
+        Command::Stop { control, id } => control::stop(control, id),
     };
     match result {
         Ok(()) => 0,

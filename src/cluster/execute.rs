@@ -32,7 +32,7 @@ pub fn run_job(dataflow: Arc<dyn Dataflow>, spec: &ClusterSpec) -> Result<Option
     super::signals::install_stop_handlers();
     let workers = spec.workers;
     let guards = timely::execute(spec.timely_config(), move |worker| {
-        let context = JobContext { progress: progress.clone(), stop: Default::default() };
+        let context = JobContext { progress: progress.clone(), ..Default::default() };
         let mut commands: Sequencer<JobCommand> = Sequencer::new(worker, Instant::now());
         let handle = match dataflow.install(worker, &context) {
             Ok(handle) => handle,

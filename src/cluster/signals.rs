@@ -1,14 +1,27 @@
-//! SIGINT and SIGTERM as a request to stop cleanly; a second signal ends the process at once.
+//! SIGINT and SIGTERM as a request to stop cleanly; a second signal, a second or more after the
+//! first, ends the process at once (signals repeated within a second count once: some tools
+//! signal both a process and its group).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
 static LAST: AtomicUsize = AtomicUsize::new(0);
+static FIRST_AT_MS: AtomicI64 = AtomicI64::new(0);
+
+fn monotonic_ms() -> i64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // clock_gettime is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+}
 
 extern "C" fn on_signal(signal: libc::c_int) {
     LAST.store(signal as usize, Ordering::SeqCst);
-    if RECEIVED.fetch_add(1, Ordering::SeqCst) >= 1 {
-        // Second request: the user insists. Only async-signal-safe calls here.
+    let now = monotonic_ms();
+    if RECEIVED.fetch_add(1, Ordering::SeqCst) == 0 {
+        FIRST_AT_MS.store(now, Ordering::SeqCst);
+    } else if now - FIRST_AT_MS.load(Ordering::SeqCst) >= 1000 {
+        // The user insists. Only async-signal-safe calls here.
         unsafe { libc::_exit(128 + signal) };
     }
 }
