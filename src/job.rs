@@ -48,8 +48,11 @@ impl JobContext {
 /// that a job that keeps failing is given up instead of crashing the cluster forever.
 #[derive(Clone, Default)]
 pub struct Failure {
-    record: Option<Arc<dyn Fn(&anyhow::Error) + Send + Sync>>,
+    record: Option<Arc<FailureRecorder>>,
 }
+
+/// Writes a job's failure down somewhere lasting.
+type FailureRecorder = dyn Fn(&anyhow::Error) + Send + Sync;
 
 impl Failure {
     /// A failure recorded by `record` (best effort) before the process stops.
