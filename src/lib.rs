@@ -19,6 +19,7 @@ pub mod parquet_sink;
 pub mod progress;
 pub mod runtime;
 pub mod simulator;
+pub mod time_stash;
 
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;

@@ -6,21 +6,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::reference::{
-    assert_views_equal, count_rows, csv_rows, daily_from, daily_of, profile_from, profile_of, Row,
+    assert_views_equal, count_rows, csv_rows, daily_from, daily_of, profile_from, profile_of, shipped_rows, Row,
 };
 use common::{list, read_parquet, run, run_ok, summary_counts, temp_dir};
-
-fn shipped_rows() -> Vec<Row> {
-    let mut rows = Vec::new();
-    for entry in std::fs::read_dir(common::data_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "csv") {
-            rows.extend(csv_rows(&std::fs::read_to_string(path).unwrap()));
-        }
-    }
-    rows.sort_unstable();
-    rows
-}
 
 /// Everything a reader sees in a batch output: count rows and both views.
 fn dataset(url: &str) -> (Vec<Row>, common::reference::Daily, common::reference::Profile) {

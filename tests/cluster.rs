@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Int32Array, Int64Array};
 use common::kafka::broker;
-use common::reference::{count_rows, csv_rows, Row};
+use common::reference::{count_rows, shipped_rows};
 use common::{column, list, read_parquet, run, run_ok, temp_dir};
 use serde_json::{json, Value};
 use traffic::http::request;
@@ -35,15 +35,6 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
 
 fn job(control: &str, id: u64) -> Value {
     api(control, "GET", &format!("/v1/jobs/{id}"), None)
-}
-
-fn shipped_rows() -> Vec<Row> {
-    let mut rows = Vec::new();
-    for name in ["traffic_1.csv", "traffic_2.csv"] {
-        rows.extend(csv_rows(&std::fs::read_to_string(common::data_dir().join(name)).unwrap()));
-    }
-    rows.sort_unstable();
-    rows
 }
 
 /// Starts `traffic cluster start` in the foreground (its own supervisor), with the S3 settings.
@@ -114,25 +105,8 @@ fn a_cluster_runs_jobs_by_name_survives_kill_minus_nine_and_rescales() {
     let control = free_port_address("127.0.0.1");
     let batch_out = format!("s3://traffic-batch-data/cluster-{pid}");
     let stream_out = format!("s3://traffic-streaming-data/cluster-{pid}");
-    let bootstrap = kafka.bootstrap.clone();
-    let producer = std::thread::spawn(move || {
-        run_ok(
-            &[
-                "produce",
-                "--brokers",
-                &bootstrap,
-                "--topic",
-                topic,
-                "--rate",
-                "4000",
-                "--count",
-                "40000",
-                "--bad-fraction",
-                "0.01",
-            ],
-            &[],
-        )
-    });
+    let producer =
+        kafka.produce_in_background(topic, &["--rate", "4000", "--count", "40000", "--bad-fraction", "0.01"]);
 
     let supervisor = start_cluster(2, &control, state.to_str().unwrap(), &env);
     let data = common::data_dir();

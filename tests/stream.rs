@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use base64::Engine;
 use common::kafka::{broker, Kafka};
-use common::{column, list, read_parquet, run_ok, temp_dir};
+use common::{column, list, read_parquet, temp_dir};
 use traffic::lake::Lake;
 
 /// Starts `traffic run stream` in the background.
@@ -143,27 +143,10 @@ fn every_record_lands_exactly_once_through_kills_and_rescaling() {
     kafka.send(topic, &independent, None);
 
     // The simulator keeps producing while the stream is killed and restarted.
-    let bootstrap = kafka.bootstrap.clone();
-    let producer = std::thread::spawn(move || {
-        run_ok(
-            &[
-                "produce",
-                "--brokers",
-                &bootstrap,
-                "--topic",
-                topic,
-                "--rate",
-                "20000",
-                "--count",
-                "220000",
-                "--bad-fraction",
-                "0.01",
-                "--seed",
-                "11",
-            ],
-            &[],
-        )
-    });
+    let producer = kafka.produce_in_background(
+        topic,
+        &["--rate", "20000", "--count", "220000", "--bad-fraction", "0.01", "--seed", "11"],
+    );
 
     let out = temp_dir("exactly-once");
     let output = out.to_str().unwrap();

@@ -19,6 +19,7 @@ use crate::checkpoint::{create_record, publish};
 use crate::job::{JobContext, Summary};
 use crate::lake::Lake;
 use crate::progress::Progress;
+use crate::time_stash::TimeStash;
 
 /// A change to the collection of partial aggregates.
 pub type PartialUpdate = (Partial, u64, isize);
@@ -40,15 +41,9 @@ pub fn committer<'scope>(
             // Held until the summary is written, so the job is not done before it.
             let mut initial: Option<Capability<u64>> = (index == 0).then_some(initial);
             let mut log: Option<CommitLog> = None;
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<ChunkRecord>)> = BTreeMap::new();
+            let mut stash: TimeStash<ChunkRecord> = TimeStash::default();
             move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    let Some(time) = cap.least().copied() else {
-                        return;
-                    };
-                    let entry = stash.entry(time).or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()));
-                    entry.1.append(data);
-                });
+                stash.absorb(input);
                 let Some(initial_cap) = initial.as_ref() else {
                     return;
                 };
@@ -61,11 +56,7 @@ pub fn committer<'scope>(
                     log = Some(started);
                 }
                 let log_ref = log.as_mut().expect("started");
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.frontier().less_equal(entry.key()) {
-                        break;
-                    }
-                    let (cap, records) = entry.remove();
+                for (cap, records) in stash.complete(frontier) {
                     for record in records {
                         let changes = log_ref.record(record).unwrap_or_else(|e| job.fail(&e));
                         log_ref.report(&job.progress, *cap.time());

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use super::checkpoint::{checkpoint_path, Checkpoint, Recovered, Totals};
@@ -27,6 +26,7 @@ use crate::kafka::{admin_consumer, commit_for_monitoring, Producer};
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
 use crate::progress::Progress;
+use crate::time_stash::TimeStash;
 
 /// Checkpoints kept on store; older ones are deleted.
 pub const KEEP_CHECKPOINTS: usize = 10;
@@ -78,16 +78,9 @@ pub fn committer<'scope>(
             // Held until the summary is written, so the job is not done before it.
             let mut capability = (index == 0).then_some(capability);
             let mut log: Option<CheckpointLog> = None;
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<CommitItem>)> = BTreeMap::new();
+            let mut stash: TimeStash<CommitItem> = TimeStash::default();
             move |(input, frontier), _output| {
-                input.for_each(|cap, data| {
-                    let Some(time) = cap.least().copied() else { return };
-                    stash
-                        .entry(time)
-                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()))
-                        .1
-                        .append(data);
-                });
+                stash.absorb(input);
                 if capability.is_none() {
                     return;
                 }
@@ -99,12 +92,8 @@ pub fn committer<'scope>(
                     );
                 }
                 let log_ref = log.as_mut().expect("started");
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.frontier().less_equal(entry.key()) {
-                        break;
-                    }
-                    let epoch = *entry.key();
-                    let (_cap, items) = entry.remove();
+                for (cap, items) in stash.complete(frontier) {
+                    let epoch = *cap.time();
                     log_ref.commit(epoch, items, &job.progress).unwrap_or_else(|e| job.fail(&e));
                     Progress::add(&job.progress.committed, 1);
                 }
@@ -192,29 +181,27 @@ impl CheckpointLog {
             }
         }
         let unit = format!("e{epoch:020}-commit");
-        let name = format!("part-e{epoch:020}.parquet");
         let mut uploads = Vec::new();
-        let mut by_date: BTreeMap<String, Vec<WindowRow>> = BTreeMap::new();
-        for row in windows {
-            by_date.entry(date_label(day_of(row.window_start))).or_default().push(row);
-        }
-        for (date, rows) in by_date {
-            let bytes = self.format.encode(&windows_schema(), &[windows_batch(&rows)])?;
-            let file =
-                StagedFile::new(&unit, format!("windows/date={date}/{name}"), rows.len() as u64, bytes.len() as u64);
+        let mut stage = |table: &str, rows: usize, date: String, bytes: bytes::Bytes| {
+            let file = StagedFile::new(
+                &unit,
+                format!("{table}/date={date}/part-e{epoch:020}.parquet"),
+                rows as u64,
+                bytes.len() as u64,
+            );
             uploads.push((file.staged.clone(), bytes));
             files.push(file);
+        };
+        for (date, rows) in by_date(windows, |row| row.window_start) {
+            stage("windows", rows.len(), date, self.format.encode(&windows_schema(), &[windows_batch(&rows)])?);
         }
-        let mut by_date: BTreeMap<String, Vec<EpisodeRow>> = BTreeMap::new();
-        for row in &episodes {
-            by_date.entry(date_label(day_of(row.start))).or_default().push(row.clone());
-        }
-        for (date, rows) in by_date {
-            let bytes = self.format.encode(&congestion_schema(), &[congestion_batch(&rows)])?;
-            let file =
-                StagedFile::new(&unit, format!("congestion/date={date}/{name}"), rows.len() as u64, bytes.len() as u64);
-            uploads.push((file.staged.clone(), bytes));
-            files.push(file);
+        for (date, rows) in by_date(episodes.clone(), |row| row.start) {
+            stage(
+                "congestion",
+                rows.len(),
+                date,
+                self.format.encode(&congestion_schema(), &[congestion_batch(&rows)])?,
+            );
         }
         self.lake.put_many(uploads)?;
 
@@ -288,6 +275,15 @@ impl CheckpointLog {
             ),
         }
     }
+}
+
+/// Rows grouped by the date (`YYYY-MM-DD`, UTC) of a time stamp of theirs.
+fn by_date<R>(rows: Vec<R>, time: impl Fn(&R) -> i64) -> BTreeMap<String, Vec<R>> {
+    let mut grouped: BTreeMap<String, Vec<R>> = BTreeMap::new();
+    for row in rows {
+        grouped.entry(date_label(day_of(time(&row)))).or_default().push(row);
+    }
+    grouped
 }
 
 /// The alert message for an episode event.

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use super::commit::CommitItem;
 use super::windows::{sensor_route, WindowAgg, WindowKey, SCALE};
+use crate::time_stash::TimeStash;
 
 /// Congestion thresholds.
 #[derive(Clone, Copy, Debug)]
@@ -182,21 +182,10 @@ pub fn detect<'scope>(
         "Episodes",
         move |_capability, _info| {
             let mut sensors: HashMap<String, SensorEpisodes> = HashMap::new();
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<EpisodeInput>)> = BTreeMap::new();
+            let mut stash: TimeStash<EpisodeInput> = TimeStash::default();
             move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    let Some(time) = cap.least().copied() else { return };
-                    stash
-                        .entry(time)
-                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()))
-                        .1
-                        .append(data);
-                });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.frontier().less_equal(entry.key()) {
-                        break;
-                    }
-                    let (cap, items) = entry.remove();
+                stash.absorb(input);
+                for (cap, items) in stash.complete(frontier) {
                     let epoch = *cap.time();
                     let mut changes: BTreeMap<String, Vec<(i64, WindowAgg, isize)>> = BTreeMap::new();
                     for item in items {

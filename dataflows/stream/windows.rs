@@ -10,11 +10,12 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Capability, OkErr};
+use timely::dataflow::operators::OkErr;
 use timely::dataflow::StreamVec;
 
 use super::commit::CommitItem;
 use crate::checkpoint::stable_hash;
+use crate::time_stash::TimeStash;
 
 /// Fixed-point scale of speeds and densities inside aggregates (thousandths): integer sums are
 /// exact, so results do not depend on how records were spread over workers and epochs.
@@ -179,21 +180,10 @@ pub fn admit<'scope>(
             let mut sensors: HashMap<String, SensorWindows> = HashMap::new();
             // Sensors whose watermark moved since their windows were last checked for retirement.
             let mut advanced: BTreeSet<String> = BTreeSet::new();
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<AdmissionInput>)> = BTreeMap::new();
+            let mut stash: TimeStash<AdmissionInput> = TimeStash::default();
             move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    let Some(time) = cap.least().copied() else { return };
-                    stash
-                        .entry(time)
-                        .or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()))
-                        .1
-                        .append(data);
-                });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.frontier().less_equal(entry.key()) {
-                        break;
-                    }
-                    let (cap, items) = entry.remove();
+                stash.absorb(input);
+                for (cap, items) in stash.complete(frontier) {
                     let epoch = *cap.time();
                     let mut session = output.session(&cap);
                     let mut touched = BTreeSet::new();

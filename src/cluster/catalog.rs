@@ -56,6 +56,23 @@ pub struct JobRecord {
     pub error: Option<String>,
 }
 
+impl JobRecord {
+    /// A job just submitted.
+    pub fn new(id: u64, name: &str, args: Vec<String>) -> JobRecord {
+        JobRecord {
+            id,
+            name: name.to_string(),
+            args,
+            state: JobState::Running,
+            submitted_ms: now_ms(),
+            updated_ms: now_ms(),
+            starts: 1,
+            summary: None,
+            error: None,
+        }
+    }
+}
+
 /// A recorded failure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailureRecord {
@@ -128,17 +145,7 @@ mod tests {
     fn jobs_and_failures() {
         let catalog = Catalog::open("memory://catalog-test/state").unwrap();
         assert_eq!(catalog.next_id().unwrap(), 1);
-        let job = JobRecord {
-            id: 1,
-            name: "batch".into(),
-            args: vec!["--input".into(), "data".into()],
-            state: JobState::Running,
-            submitted_ms: now_ms(),
-            updated_ms: now_ms(),
-            starts: 1,
-            summary: None,
-            error: None,
-        };
+        let job = JobRecord::new(1, "batch", vec!["--input".into(), "data".into()]);
         catalog.put(&job).unwrap();
         assert_eq!(catalog.jobs().unwrap(), vec![job]);
         assert_eq!(catalog.next_id().unwrap(), 2);

@@ -110,17 +110,7 @@ fn submit(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mut
         Ok(id) => id,
         Err(e) => return Reply::error(500, format!("cannot read the catalog: {e:#}")),
     };
-    let record = JobRecord {
-        id,
-        name: name.to_string(),
-        args: args.clone(),
-        state: JobState::Running,
-        submitted_ms: now_ms(),
-        updated_ms: now_ms(),
-        starts: 1,
-        summary: None,
-        error: None,
-    };
+    let record = JobRecord::new(id, name, args.clone());
     if let Err(e) = catalog.put(&record) {
         return Reply::error(500, format!("cannot write the catalog: {e:#}"));
     }

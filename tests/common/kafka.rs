@@ -121,6 +121,18 @@ impl Kafka {
         ));
     }
 
+    /// Runs `traffic produce` against this broker in a thread (`args` after the topic); the
+    /// thread returns the command's output.
+    pub fn produce_in_background(&self, topic: &str, args: &[&str]) -> std::thread::JoinHandle<String> {
+        let mut full: Vec<String> =
+            ["produce", "--brokers", &self.bootstrap, "--topic", topic].map(String::from).to_vec();
+        full.extend(args.iter().map(|a| a.to_string()));
+        std::thread::spawn(move || {
+            let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+            super::run_ok(&refs, &[])
+        })
+    }
+
     /// Every message of `topic` as `(partition, offset, payload)`, read with kafka-python.
     pub fn read_all(&self, topic: &str) -> Vec<(i32, i64, Vec<u8>)> {
         let out = self.python_ok(&format!(

@@ -24,6 +24,19 @@ pub fn csv_rows(text: &str) -> Vec<Row> {
         .collect()
 }
 
+/// The rows of the shipped sample CSVs in `data/`, sorted.
+pub fn shipped_rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(super::data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            rows.extend(csv_rows(&std::fs::read_to_string(path).unwrap()));
+        }
+    }
+    rows.sort_unstable();
+    rows
+}
+
 /// The rows of count batches, sorted.
 pub fn count_rows(batches: &[RecordBatch]) -> Vec<Row> {
     let mut rows = Vec::new();

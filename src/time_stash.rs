@@ -1,0 +1,50 @@
+//! Holding an operator's input by time until the input frontier passes that time, then handing
+//! it over in time order: how every commit-style operator here sees complete epochs and chunks.
+
+use std::collections::BTreeMap;
+
+use timely::communication::Pull;
+use timely::dataflow::channels::Message;
+use timely::dataflow::operators::generic::InputHandleCore;
+use timely::dataflow::operators::Capability;
+use timely::progress::frontier::MutableAntichain;
+
+/// Input records held per time, each time with a capability to produce output at it.
+pub struct TimeStash<D> {
+    held: BTreeMap<u64, (Capability<u64>, Vec<D>)>,
+}
+
+impl<D> Default for TimeStash<D> {
+    fn default() -> Self {
+        TimeStash { held: BTreeMap::new() }
+    }
+}
+
+impl<D> TimeStash<D> {
+    /// Takes everything available on `input`, keeping a capability for each new time.
+    pub fn absorb<P: Pull<Message<u64, Vec<D>>>>(&mut self, input: &mut InputHandleCore<u64, Vec<D>, P>) {
+        input.for_each(|cap, data| {
+            let Some(time) = cap.least().copied() else { return };
+            let entry = self.held.entry(time).or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()));
+            entry.1.append(data);
+        });
+    }
+
+    /// Removes and returns, oldest first, the times `frontier` has passed: no more input can
+    /// arrive at them.
+    pub fn complete(&mut self, frontier: &MutableAntichain<u64>) -> Vec<(Capability<u64>, Vec<D>)> {
+        let mut ready = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            if frontier.frontier().less_equal(entry.key()) {
+                break;
+            }
+            ready.push(entry.remove());
+        }
+        ready
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
