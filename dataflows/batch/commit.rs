@@ -12,7 +12,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, LoadCommit};
+use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, load_partials_path, ChunkRecord, LoadCommit};
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan};
 use crate::checkpoint::{create_record, publish};
@@ -77,10 +77,14 @@ pub fn committer<'scope>(
 /// The state of this run's loads, and the log of load commits.
 struct CommitLog {
     lake: Lake,
+    visible: VisiblePartials,
     loads: HashMap<String, PendingLoad>,
     next_seq: u64,
     summary: Summary,
 }
+
+/// Partial aggregates of the visible loads, by load id (for retraction when one is replaced).
+type VisiblePartials = HashMap<String, Partials>;
 
 struct PendingLoad {
     plan: LoadPlan,
@@ -92,9 +96,10 @@ impl CommitLog {
     /// chunks were all recorded by an interrupted run.
     fn start(lake: Lake, plan: Plan) -> Result<(CommitLog, Vec<(Partial, isize)>)> {
         let mut changes: Vec<(Partial, isize)> =
-            plan.current.iter().flat_map(|c| c.partials.records().map(|p| (p, 1))).collect();
+            plan.current.iter().flat_map(|(_, partials)| partials.records().map(|p| (p, 1))).collect();
         let mut log = CommitLog {
             lake,
+            visible: plan.current.into_iter().map(|(commit, partials)| (commit.load_id, partials)).collect(),
             loads: HashMap::new(),
             next_seq: plan.next_seq,
             summary: Summary { skipped: plan.skipped, ..Default::default() },
@@ -146,7 +151,7 @@ impl CommitLog {
         let retired: Vec<String> = plan
             .replaces
             .iter()
-            .flat_map(|old| old.files.iter().map(|f| f.target.clone()))
+            .flat_map(|old| old.files.iter().map(|f| f.target.clone()).chain([old.partials.clone()]))
             .filter(|t| !targets.contains(t.as_str()))
             .collect();
         let commit = LoadCommit {
@@ -160,8 +165,11 @@ impl CommitLog {
             files,
             retired,
             replaces: plan.replaces.as_ref().map(|c| c.load_id.clone()),
-            partials: Partials::merge(records.values().map(|r| &r.partials)),
+            partials: load_partials_path(&plan.load_id),
         };
+        let chunk_partials: Vec<String> = records.values().map(|r| r.partials.clone()).collect();
+        let merged = Partials::merge(&Partials::read_all(&self.lake, &chunk_partials)?);
+        self.lake.put(&commit.partials, merged.to_parquet()?)?;
         create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
         publish(&self.lake, &commit.files)?;
         self.lake.delete_many(&commit.retired)?;
@@ -173,10 +181,12 @@ impl CommitLog {
         self.summary.written += commit.written;
         self.summary.quarantined += commit.quarantined;
         self.summary.files += commit.files.len() as u64;
-        let mut changes: Vec<(Partial, isize)> = commit.partials.records().map(|p| (p, 1)).collect();
-        if let Some(old) = &plan.replaces {
-            changes.extend(old.partials.records().map(|p| (p, -1)));
+        self.lake.delete_many(&chunk_partials)?;
+        let mut changes: Vec<(Partial, isize)> = merged.records().map(|p| (p, 1)).collect();
+        if let Some(old) = plan.replaces.as_ref().and_then(|old| self.visible.remove(&old.load_id)) {
+            changes.extend(old.records().map(|p| (p, -1)));
         }
+        self.visible.insert(plan.load_id.clone(), merged);
         Ok(changes)
     }
 

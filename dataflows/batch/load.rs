@@ -9,13 +9,14 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::ChunkRecord;
-use super::partials::Partials;
+use super::manifest::{chunk_partials_path, ChunkRecord};
+use super::order;
+use super::partials::PartialsBuilder;
 use super::plan::ChunkTask;
 use super::schema::{counts_batch, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
-use crate::calendar::{day_of, month_index, month_label};
+use crate::calendar::month_label;
 use crate::checkpoint::StagedFile;
-use crate::csv::{lines_before, parse_chunk, read_lines, CountColumns};
+use crate::csv::{lines_before, parse_chunk, read_lines};
 use crate::job::JobContext;
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
@@ -86,9 +87,8 @@ pub fn load_chunk(
     quarantine: &FileFormat,
     progress: &Progress,
 ) -> Result<ChunkRecord> {
-    let (location, path) = task.source.open()?;
-    let store = location.store.as_ref();
-    let lines = read_lines(store, &path, task.range.0..task.range.1, task.source.size)?;
+    let reader = task.source.reader()?;
+    let lines = read_lines(&reader, task.range.0..task.range.1, task.source.size)?;
     let parsed =
         parse_chunk(&lines.bytes, lines.offset, &task.layout.columns, task.layout.has_header && lines.offset == 0);
     Progress::add(&progress.records, parsed.read());
@@ -106,26 +106,26 @@ pub fn load_chunk(
 
     let read = parsed.read();
     let written = parsed.rows.len() as u64;
-    let partials = Partials::of(&parsed.rows);
+    // Partial aggregates are computed on sorted rows: junction and day then come in runs.
+    let mut partials = PartialsBuilder::default();
     if task.single_file {
-        let rows = sorted(parsed.rows);
+        let rows = order::sorted(parsed.rows);
+        partials.add(&rows);
         let count = rows.len();
-        stage(
-            format!("{}.parquet", task.source.stem()),
-            count,
-            counts.encode(&counts_schema(), &[counts_batch(rows)])?,
-        );
+        stage(format!("{}.parquet", task.source.stem()), count, counts.encode(&counts_schema(), &[counts_batch(rows)])?);
     } else {
-        for (month, rows) in split_by_month(parsed.rows) {
+        for (month, rows) in order::by_month(parsed.rows) {
+            partials.add(&rows);
             let count = rows.len();
             let target = format!("counts/month={}/{name}", month_label(month));
             stage(target, count, counts.encode(&counts_schema(), &[counts_batch(rows)])?);
         }
     }
+    let partials = partials.finish().to_parquet()?;
     let quarantined = parsed.rejected.len() as u64;
     if !parsed.rejected.is_empty() {
         // Line numbers need the lines before the chunk: counted only when there is something to report.
-        let before = lines_before(store, &path, lines.offset)?;
+        let before = lines_before(&reader, lines.offset)?;
         let rows = parsed.rejected.iter().map(|r| QuarantineRow {
             source: &task.source.url,
             line: (before + r.line_in_chunk + 1) as i64,
@@ -136,6 +136,8 @@ pub fn load_chunk(
         let bytes = quarantine.encode(&quarantine_schema(), &[quarantine_batch(rows)])?;
         stage(format!("quarantine/{name}"), parsed.rejected.len(), bytes);
     }
+    let partials_path = chunk_partials_path(&task.load_id, task.chunk);
+    uploads.push((partials_path.clone(), partials));
     lake.put_many(uploads)?;
     Ok(ChunkRecord {
         load_id: task.load_id.clone(),
@@ -145,59 +147,6 @@ pub fn load_chunk(
         written,
         quarantined,
         files,
-        partials,
+        partials: partials_path,
     })
-}
-
-/// Splits rows by calendar month, each part sorted by junction then date-time.
-fn split_by_month(rows: CountColumns) -> Vec<(i32, CountColumns)> {
-    let order = sort_order(&rows, |t| month_index(day_of(t)));
-    order.chunk_by(|a, b| a.0 == b.0).map(|run| (run[0].0, gather(&rows, run))).collect()
-}
-
-/// All rows sorted by junction then date-time.
-fn sorted(rows: CountColumns) -> CountColumns {
-    gather(&rows, &sort_order(&rows, |_| 0))
-}
-
-/// Row order by `(group(datetime), junction, datetime)`; each entry ends with the row index.
-fn sort_order(rows: &CountColumns, group: impl Fn(i64) -> i32) -> Vec<(i32, i32, i64, u32)> {
-    let mut order: Vec<(i32, i32, i64, u32)> =
-        (0..rows.len()).map(|i| (group(rows.datetime[i]), rows.junction[i], rows.datetime[i], i as u32)).collect();
-    order.sort_unstable();
-    order
-}
-
-/// The rows named by `order`, in that order.
-fn gather(rows: &CountColumns, order: &[(i32, i32, i64, u32)]) -> CountColumns {
-    let index = |entry: &(i32, i32, i64, u32)| entry.3 as usize;
-    CountColumns {
-        datetime: order.iter().map(|e| e.2).collect(),
-        junction: order.iter().map(|e| e.1).collect(),
-        vehicles: order.iter().map(|e| rows.vehicles[index(e)]).collect(),
-        id: order.iter().map(|e| rows.id[index(e)]).collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::calendar::{days_from_civil, MICROS_PER_DAY};
-
-    #[test]
-    fn splits_by_month_and_sorts_by_junction_then_time() {
-        let nov = days_from_civil(2015, 11, 30) as i64 * MICROS_PER_DAY;
-        let dec = days_from_civil(2015, 12, 1) as i64 * MICROS_PER_DAY;
-        let rows = CountColumns {
-            datetime: vec![dec, nov + 1, nov, dec],
-            junction: vec![2, 1, 1, 1],
-            vehicles: vec![1, 2, 3, 4],
-            id: vec![10, 20, 30, 40],
-        };
-        let parts = split_by_month(rows);
-        assert_eq!(parts.len(), 2);
-        assert_eq!(month_label(parts[0].0), "2015-11");
-        assert_eq!(parts[0].1.id, vec![30, 20]);
-        assert_eq!(parts[1].1.id, vec![40, 10]);
-    }
 }

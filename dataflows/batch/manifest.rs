@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::partials::Partials;
 use crate::checkpoint::StagedFile;
 use crate::csv::InputFile;
 
@@ -19,6 +18,21 @@ pub fn chunk_records_dir(load_id: &str) -> String {
 /// Where load commits live: `_manifests/loads/<sequence>.json`, in commit order.
 pub fn load_commit_path(seq: u64) -> String {
     format!("{LOAD_COMMITS}/{seq:012}.json")
+}
+
+/// Where a chunk's partial aggregates are written.
+pub fn chunk_partials_path(load_id: &str, chunk: u32) -> String {
+    format!("{}/{chunk:06}.parquet", chunk_partials_dir(load_id))
+}
+
+/// The folder of one load's chunk partials.
+pub fn chunk_partials_dir(load_id: &str) -> String {
+    format!("_manifests/partials/{load_id}")
+}
+
+/// Where a published load's merged partial aggregates are.
+pub fn load_partials_path(load_id: &str) -> String {
+    format!("_manifests/partials/{load_id}.parquet")
 }
 
 /// The folder of load commits.
@@ -41,8 +55,8 @@ pub struct ChunkRecord {
     pub quarantined: u64,
     /// The chunk's staged files.
     pub files: Vec<StagedFile>,
-    /// Partial aggregates of the chunk's rows.
-    pub partials: Partials,
+    /// Where the partial aggregates of the chunk's rows are (Parquet, under `_manifests/partials/`).
+    pub partials: String,
 }
 
 /// An input file's rows made visible: written once every chunk of the load is recorded.
@@ -68,6 +82,6 @@ pub struct LoadCommit {
     pub retired: Vec<String>,
     /// The load this one replaces, if the input was loaded before.
     pub replaces: Option<String>,
-    /// Partial aggregates of all the load's rows.
-    pub partials: Partials,
+    /// Where the partial aggregates of all the load's rows are.
+    pub partials: String,
 }

@@ -9,6 +9,7 @@ mod aggregate;
 mod commit;
 mod load;
 mod manifest;
+mod order;
 mod partials;
 mod plan;
 mod schema;

@@ -2,9 +2,20 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, Int32Array, Int64Array, Int8Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{day_of, hour_of, iso_weekday};
+use crate::lake::Lake;
+use crate::parquet_sink::FileFormat;
+
+use crate::calendar::{day_of, iso_weekday, MICROS_PER_DAY, MICROS_PER_HOUR};
 use crate::csv::CountColumns;
 
 /// One partial aggregate, as it enters the differential collection of the trend views.
@@ -60,42 +71,9 @@ pub struct Partials {
 impl Partials {
     /// Computes the partials of `rows` in one pass.
     pub fn of(rows: &CountColumns) -> Partials {
-        let mut daily: BTreeMap<(i32, i32), DailyPartial> = BTreeMap::new();
-        let mut profile: BTreeMap<i32, [(i64, i64); 7 * 24]> = BTreeMap::new();
-        let mut last: Option<(i32, i32)> = None;
-        let mut current = DailyPartial { junction: 0, day: 0, total: 0, hours: 0, min: i32::MAX, max: i32::MIN };
-        for i in 0..rows.len() {
-            let (junction, micros, vehicles) = (rows.junction[i], rows.datetime[i], rows.vehicles[i]);
-            let day = day_of(micros);
-            // Rows usually come grouped by junction and day: fold runs before touching the map.
-            if last != Some((junction, day)) {
-                if let Some(key) = last {
-                    merge_daily(&mut daily, key, current);
-                }
-                last = Some((junction, day));
-                current = DailyPartial { junction, day, total: 0, hours: 0, min: i32::MAX, max: i32::MIN };
-            }
-            current.total += vehicles as i64;
-            current.hours += 1;
-            current.min = current.min.min(vehicles);
-            current.max = current.max.max(vehicles);
-            let slot = (iso_weekday(day) as usize - 1) * 24 + hour_of(micros) as usize;
-            let cell = &mut profile.entry(junction).or_insert([(0, 0); 7 * 24])[slot];
-            cell.0 += vehicles as i64;
-            cell.1 += 1;
-        }
-        if let Some(key) = last {
-            merge_daily(&mut daily, key, current);
-        }
-        let profile = profile
-            .into_iter()
-            .flat_map(|(junction, slots)| {
-                slots.into_iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, (total, samples))| {
-                    ProfilePartial { junction, weekday: (slot / 24 + 1) as u8, hour: (slot % 24) as u8, total, samples }
-                })
-            })
-            .collect();
-        Partials { daily: daily.into_values().collect(), profile }
+        let mut builder = PartialsBuilder::default();
+        builder.add(rows);
+        builder.finish()
     }
 
     /// Combines several sets of partials into one (same keys merged).
@@ -119,10 +97,163 @@ impl Partials {
         Partials { daily: daily.into_values().collect(), profile: profile.into_values().collect() }
     }
 
+    /// Encodes the partials as one Parquet file (`kind` 0 = daily, 1 = profile).
+    pub fn to_parquet(&self) -> Result<Bytes> {
+        let daily = self.daily.iter();
+        let profile = self.profile.iter();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int8Array::from_iter_values(daily.clone().map(|_| 0).chain(profile.clone().map(|_| 1)))),
+            Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.junction).chain(profile.clone().map(|p| p.junction)))),
+            Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.day).chain(profile.clone().map(|p| p.weekday as i32 * 24 + p.hour as i32)))),
+            Arc::new(Int64Array::from_iter_values(daily.clone().map(|d| d.total).chain(profile.clone().map(|p| p.total)))),
+            Arc::new(Int64Array::from_iter_values(daily.clone().map(|d| d.hours).chain(profile.clone().map(|p| p.samples)))),
+            Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.min).chain(profile.clone().map(|_| 0)))),
+            Arc::new(Int32Array::from_iter_values(daily.map(|d| d.max).chain(profile.map(|_| 0)))),
+        ];
+        let batch = RecordBatch::try_new(partials_schema(), columns)?;
+        FileFormat::builder().build().encode(&partials_schema(), &[batch])
+    }
+
+    /// Decodes partials written by [`Partials::to_parquet`].
+    pub fn from_parquet(bytes: Bytes) -> Result<Partials> {
+        let mut partials = Partials::default();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+            let batch = batch?;
+            let int8 = |i: usize| batch.column(i).as_any().downcast_ref::<Int8Array>().cloned().context("partials: column type");
+            let int32 = |i: usize| batch.column(i).as_any().downcast_ref::<Int32Array>().cloned().context("partials: column type");
+            let int64 = |i: usize| batch.column(i).as_any().downcast_ref::<Int64Array>().cloned().context("partials: column type");
+            let (kind, junction, key, total, count, min, max) = (int8(0)?, int32(1)?, int32(2)?, int64(3)?, int64(4)?, int32(5)?, int32(6)?);
+            for i in 0..batch.num_rows() {
+                if kind.value(i) == 0 {
+                    partials.daily.push(DailyPartial {
+                        junction: junction.value(i),
+                        day: key.value(i),
+                        total: total.value(i),
+                        hours: count.value(i),
+                        min: min.value(i),
+                        max: max.value(i),
+                    });
+                } else {
+                    partials.profile.push(ProfilePartial {
+                        junction: junction.value(i),
+                        weekday: (key.value(i) / 24) as u8,
+                        hour: (key.value(i) % 24) as u8,
+                        total: total.value(i),
+                        samples: count.value(i),
+                    });
+                }
+            }
+        }
+        Ok(partials)
+    }
+
+    /// Reads the partials files at `paths` in `lake`, a few at a time.
+    pub fn read_all(lake: &Lake, paths: &[String]) -> Result<Vec<Partials>> {
+        use futures::StreamExt;
+        let results: Vec<Result<Partials>> = crate::runtime::block_on(
+            futures::stream::iter(paths.iter().map(|path| async move {
+                let bytes = lake.get_async(path).await?.with_context(|| format!("missing partial aggregates {path}"))?;
+                Partials::from_parquet(bytes).with_context(|| format!("corrupt partial aggregates {path}"))
+            }))
+            .buffered(16)
+            .collect(),
+        );
+        results.into_iter().collect()
+    }
+
     /// Every partial, as collection records.
     pub fn records(&self) -> impl Iterator<Item = Partial> + '_ {
         self.daily.iter().copied().map(Partial::Daily).chain(self.profile.iter().copied().map(Partial::Profile))
     }
+}
+
+/// Accumulates partials over several batches of rows; fastest when rows come grouped by junction
+/// and day, as they are once sorted for the lake.
+#[derive(Default)]
+pub struct PartialsBuilder {
+    daily: BTreeMap<(i32, i32), DailyPartial>,
+    profile: BTreeMap<i32, Box<[(i64, i64); 7 * 24]>>,
+}
+
+impl PartialsBuilder {
+    /// Adds `rows`.
+    pub fn add(&mut self, rows: &CountColumns) {
+        let empty = |junction, day| DailyPartial { junction, day, total: 0, hours: 0, min: i32::MAX, max: i32::MIN };
+        let mut current = empty(0, 0);
+        let mut slots: Option<(i32, Box<[(i64, i64); 7 * 24]>)> = None;
+        let mut day_start = i64::MAX;
+        let mut weekday_base = 0;
+        for i in 0..rows.len() {
+            let (junction, micros, vehicles) = (rows.junction[i], rows.datetime[i], rows.vehicles[i]);
+            if junction != current.junction || micros < day_start || micros >= day_start + MICROS_PER_DAY {
+                if current.hours > 0 {
+                    merge_daily(&mut self.daily, (current.junction, current.day), current);
+                }
+                let day = day_of(micros);
+                current = empty(junction, day);
+                day_start = day as i64 * MICROS_PER_DAY;
+                weekday_base = (iso_weekday(day) as usize - 1) * 24;
+            }
+            current.total += vehicles as i64;
+            current.hours += 1;
+            current.min = current.min.min(vehicles);
+            current.max = current.max.max(vehicles);
+            // Keep the current junction's 168 weekly slots at hand instead of a map lookup per row.
+            if slots.as_ref().is_none_or(|(j, _)| *j != junction) {
+                if let Some((j, done)) = slots.take() {
+                    self.profile.insert(j, done);
+                }
+                let taken = self.profile.remove(&junction).unwrap_or_else(|| Box::new([(0, 0); 7 * 24]));
+                slots = Some((junction, taken));
+            }
+            let hour = ((micros - day_start) / MICROS_PER_HOUR) as usize;
+            let cell = &mut slots.as_mut().expect("slots").1[weekday_base + hour];
+            cell.0 += vehicles as i64;
+            cell.1 += 1;
+        }
+        if current.hours > 0 {
+            merge_daily(&mut self.daily, (current.junction, current.day), current);
+        }
+        if let Some((j, done)) = slots {
+            self.profile.insert(j, done);
+        }
+    }
+
+    /// The partials of every row added.
+    pub fn finish(self) -> Partials {
+        let profile = self
+            .profile
+            .into_iter()
+            .flat_map(|(junction, slots)| {
+                slots.into_iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, (total, samples))| ProfilePartial {
+                    junction,
+                    weekday: (slot / 24 + 1) as u8,
+                    hour: (slot % 24) as u8,
+                    total,
+                    samples,
+                })
+            })
+            .collect();
+        Partials { daily: self.daily.into_values().collect(), profile }
+    }
+}
+
+fn partials_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let field = |name: &str, t: DataType| Field::new(name, t, false);
+            Arc::new(Schema::new(vec![
+                field("kind", DataType::Int8),
+                field("junction", DataType::Int32),
+                field("key", DataType::Int32),
+                field("total", DataType::Int64),
+                field("count", DataType::Int64),
+                field("min", DataType::Int32),
+                field("max", DataType::Int32),
+            ]))
+        })
+        .clone()
 }
 
 fn merge_daily(daily: &mut BTreeMap<(i32, i32), DailyPartial>, key: (i32, i32), part: DailyPartial) {
@@ -157,6 +288,7 @@ mod tests {
         assert_eq!(partials.daily.len(), 3);
         assert_eq!(partials.profile[0], ProfilePartial { junction: 1, weekday: 1, hour: 0, total: 10, samples: 1 });
         assert_eq!(partials.profile.len(), 4);
+        assert_eq!(Partials::from_parquet(partials.to_parquet().unwrap()).unwrap(), partials);
         let twice = Partials::merge([&partials, &partials]);
         assert_eq!(twice.daily[0].total, 60);
         assert_eq!(twice.daily[0].min, 10);

@@ -12,7 +12,8 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
-use super::manifest::{chunk_records_dir, ChunkRecord, LoadCommit, LOAD_COMMITS};
+use super::manifest::{chunk_partials_dir, chunk_records_dir, ChunkRecord, LoadCommit, LOAD_COMMITS};
+use super::partials::Partials;
 use crate::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
 use crate::csv::{detect_layout, resolve_inputs, split_ranges, InputFile, Layout};
 use crate::job::JobContext;
@@ -62,8 +63,8 @@ pub struct Plan {
     pub tasks: Vec<ChunkTask>,
     /// Loads to publish in this run.
     pub loads: Vec<LoadPlan>,
-    /// Loads visible at the start of the run.
-    pub current: Vec<LoadCommit>,
+    /// Loads visible at the start of the run, with their partial aggregates.
+    pub current: Vec<(LoadCommit, Partials)>,
     /// Sequence number of the next load commit.
     pub next_seq: u64,
     /// Inputs skipped because they are loaded already.
@@ -143,7 +144,10 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
         }
     }
 
-    let mut plan = Plan { next_seq, current: current.values().cloned().collect(), ..Default::default() };
+    let visible: Vec<LoadCommit> = current.values().cloned().collect();
+    let paths: Vec<String> = visible.iter().map(|c| c.partials.clone()).collect();
+    let partials = Partials::read_all(lake, &paths)?;
+    let mut plan = Plan { next_seq, current: visible.into_iter().zip(partials).collect(), ..Default::default() };
     let mut to_load = Vec::new();
     for input in inputs {
         let existing = current.get(&input.url);
@@ -196,8 +200,9 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
 fn finish_publication(lake: &Lake, commit: &LoadCommit) -> Result<()> {
     publish(lake, &commit.files)?;
     lake.delete_many(&commit.retired)?;
-    let records: Vec<String> = lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
-    lake.delete_many(&records)
+    let mut leftovers: Vec<String> = lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
+    leftovers.extend(lake.list(&chunk_partials_dir(&commit.load_id))?.into_iter().map(|e| e.path));
+    lake.delete_many(&leftovers)
 }
 
 /// Deletes staged files and chunk records that no load of this run will publish.
@@ -208,13 +213,12 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
         .flat_map(|l| l.recorded.iter().flat_map(|r| r.files.iter().map(|f| f.staged.clone())))
         .collect();
     let discarded = discard_staged(lake, STAGING, &keep)?;
-    let live: HashSet<String> = live_loads.iter().map(|id| format!("{}/", chunk_records_dir(id))).collect();
-    let stale: Vec<String> = lake
-        .list("_manifests/chunks")?
-        .into_iter()
-        .map(|e| e.path)
-        .filter(|p| !live.iter().any(|prefix| p.starts_with(prefix)))
-        .collect();
+    let mut live: HashSet<String> = live_loads.iter().map(|id| format!("{}/", chunk_records_dir(id))).collect();
+    live.extend(live_loads.iter().map(|id| format!("{}/", chunk_partials_dir(id))));
+    let mut stale: Vec<String> = lake.list("_manifests/chunks")?.into_iter().map(|e| e.path).collect();
+    // Chunk partials sit in per-load folders; published loads' merged files sit beside them.
+    stale.extend(lake.list("_manifests/partials")?.into_iter().map(|e| e.path).filter(|p| p.matches('/').count() > 2));
+    stale.retain(|p| !live.iter().any(|prefix| p.starts_with(prefix)));
     lake.delete_many(&stale)?;
     if discarded + stale.len() > 0 {
         log::info!(target: "traffic", "batch: discarded {discarded} staged files and {} chunk records of interrupted work", stale.len());

@@ -7,7 +7,7 @@ pub mod fields;
 pub mod parse;
 pub mod source;
 
-pub use chunk::{lines_before, read_lines, split_ranges, ChunkBytes};
+pub use chunk::{lines_before, read_lines, split_ranges, ChunkBytes, RangeReader};
 pub use columns::{detect_layout, ColumnMap, Layout};
 pub use parse::{parse_chunk, CountColumns, ParsedChunk, RejectedLine};
 pub use source::{resolve_inputs, InputFile};

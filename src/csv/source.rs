@@ -38,6 +38,15 @@ impl InputFile {
         name.rsplit_once('.').map_or(name, |(stem, _)| stem)
     }
 
+    /// A reader of this file's byte ranges.
+    pub fn reader(&self) -> Result<super::RangeReader> {
+        if let Some(path) = self.url.strip_prefix("file://") {
+            return Ok(super::RangeReader::Local(path.into()));
+        }
+        let (location, path) = self.open()?;
+        Ok(super::RangeReader::Store(location.store, path))
+    }
+
     /// Opens the store that holds this file, and the file's path in it.
     pub fn open(&self) -> Result<(Location, Path)> {
         let location = Location::parse(&self.url, false)?;
