@@ -93,6 +93,79 @@ fn split_offset(text: &[u8]) -> Result<(&[u8], i64), &'static str> {
     Ok((&text[..sign_at], sign * (hours * 60 + minutes)))
 }
 
+/// Parses date-times, remembering the previous one's date: consecutive records almost always
+/// share it, and the common `YYYY-MM-DD HH:MM:SS[.f]` layout is then read by fixed positions.
+/// Anything else goes to the full parsers, so results and errors are the same.
+#[derive(Default)]
+pub struct DateCache {
+    date: [u8; 10],
+    midnight: i64,
+    valid: bool,
+}
+
+impl DateCache {
+    /// As [`parse_datetime`].
+    pub fn parse_naive(&mut self, text: &[u8]) -> Result<i64, &'static str> {
+        self.fast(text).unwrap_or_else(|| parse_datetime(text))
+    }
+
+    /// As [`parse_timestamp_utc`].
+    pub fn parse_utc(&mut self, text: &[u8]) -> Result<i64, &'static str> {
+        let (local, offset_minutes) = split_offset(text)?;
+        let micros = self.fast(local).unwrap_or_else(|| parse_datetime(local))?;
+        if !(0..7_258_118_400_000_000).contains(&micros) {
+            return Err("year out of range 1970-2200");
+        }
+        Ok(micros - offset_minutes * 60_000_000)
+    }
+
+    /// The fixed-position reading, or `None` to take the full parser.
+    fn fast(&mut self, text: &[u8]) -> Option<Result<i64, &'static str>> {
+        let digits = |range: std::ops::Range<usize>| text[range].iter().all(u8::is_ascii_digit);
+        let fraction = text.get(19..).unwrap_or_default();
+        let fixed = text.len() >= 19
+            && (text[10] == b' ' || text[10] == b'T')
+            && text[13] == b':'
+            && text[16] == b':'
+            && digits(11..13)
+            && digits(14..16)
+            && digits(17..19)
+            && (fraction.is_empty()
+                || (fraction.len() >= 2
+                    && fraction.len() <= 10
+                    && fraction[0] == b'.'
+                    && fraction[1..].iter().all(u8::is_ascii_digit)));
+        if !fixed {
+            return None;
+        }
+        if !(self.valid && self.date == text[..10]) {
+            let midnight = match parse_datetime(&[&text[..10], b" 00:00:00"].concat()) {
+                Ok(midnight) => midnight,
+                Err(why) => return Some(Err(why)),
+            };
+            self.date.copy_from_slice(&text[..10]);
+            self.midnight = midnight;
+            self.valid = true;
+        }
+        let two = |at: usize| ((text[at] - b'0') * 10 + (text[at + 1] - b'0')) as i64;
+        let (hour, minute, second) = (two(11), two(14), two(17));
+        if hour > 23 {
+            return Some(Err("hour out of range 0-23"));
+        }
+        if minute > 59 {
+            return Some(Err("minute out of range 0-59"));
+        }
+        if second > 59 {
+            return Some(Err("second out of range 0-59"));
+        }
+        let mut micros = 0i64;
+        for (i, digit) in fraction.iter().skip(1).take(6).enumerate() {
+            micros += (digit - b'0') as i64 * 10i64.pow(5 - i as u32);
+        }
+        Some(Ok(self.midnight + (hour * 3600 + minute * 60 + second) * 1_000_000 + micros))
+    }
+}
+
 struct Cursor<'a> {
     text: &'a [u8],
     pos: usize,
@@ -148,6 +221,37 @@ mod tests {
         assert!(parse_timestamp_utc(b"2024-05-01T12:00:00+25:00").is_err());
         assert!(parse_timestamp_utc(b"1960-05-01T12:00:00").is_err());
         assert!(parse_timestamp_utc(b"yesterday").is_err());
+    }
+
+    #[test]
+    fn the_cache_agrees_with_the_full_parsers() {
+        let mut cache = DateCache::default();
+        let samples: [&[u8]; 12] = [
+            b"2015-11-01 00:00:00",
+            b"2015-11-01 23:59:59",
+            b"2015-11-01T07:00:00.5",
+            b"2015-11-01 24:00:00",
+            b"2015-11-31 01:00:00",
+            b"2015-11-01 1:00:00",
+            b"2015-11-01 01:00",
+            b"2015-11-01 01:00:00.1234567",
+            b"2016-02-29T12:00:00.123456",
+            b"2016-02-29T12:00:00.",
+            b"2016-02-29T12:00:60",
+            b"2016-02-29T12:0a:00",
+        ];
+        for text in samples {
+            assert_eq!(cache.parse_naive(text), parse_datetime(text), "{}", String::from_utf8_lossy(text));
+        }
+        let stamps: [&[u8]; 4] = [
+            b"2024-05-01T12:00:00.123456Z",
+            b"2024-05-01T14:00:00+02:00",
+            b"2024-05-01T12:00:00",
+            b"1960-01-01T00:00:00Z",
+        ];
+        for text in stamps {
+            assert_eq!(cache.parse_utc(text), parse_timestamp_utc(text), "{}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]

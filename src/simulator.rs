@@ -178,7 +178,7 @@ mod tests {
         for i in 0..5000 {
             let message = simulator.next(now + i * 1000, &mut payload);
             let bad_kind = message.bad;
-            match (bad_kind, parse_reading(&payload)) {
+            match (bad_kind, parse_reading(&payload, &mut crate::datetime::DateCache::default())) {
                 (None, Ok(r)) => {
                     assert!((10.0..=100.0).contains(&r.average_speed));
                     good += 1;

@@ -12,7 +12,9 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, load_partials_path, ChunkRecord, LoadCommit};
+use super::manifest::{
+    chunk_record_path, chunk_records_dir, load_commit_path, load_partials_path, ChunkRecord, LoadCommit,
+};
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan};
 use crate::checkpoint::{create_record, publish};

@@ -112,7 +112,11 @@ pub fn load_chunk(
         let rows = order::sorted(parsed.rows);
         partials.add(&rows);
         let count = rows.len();
-        stage(format!("{}.parquet", task.source.stem()), count, counts.encode(&counts_schema(), &[counts_batch(rows)])?);
+        stage(
+            format!("{}.parquet", task.source.stem()),
+            count,
+            counts.encode(&counts_schema(), &[counts_batch(rows)])?,
+        );
     } else {
         for (month, rows) in order::by_month(parsed.rows) {
             partials.add(&rows);

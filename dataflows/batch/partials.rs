@@ -103,10 +103,18 @@ impl Partials {
         let profile = self.profile.iter();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int8Array::from_iter_values(daily.clone().map(|_| 0).chain(profile.clone().map(|_| 1)))),
-            Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.junction).chain(profile.clone().map(|p| p.junction)))),
-            Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.day).chain(profile.clone().map(|p| p.weekday as i32 * 24 + p.hour as i32)))),
-            Arc::new(Int64Array::from_iter_values(daily.clone().map(|d| d.total).chain(profile.clone().map(|p| p.total)))),
-            Arc::new(Int64Array::from_iter_values(daily.clone().map(|d| d.hours).chain(profile.clone().map(|p| p.samples)))),
+            Arc::new(Int32Array::from_iter_values(
+                daily.clone().map(|d| d.junction).chain(profile.clone().map(|p| p.junction)),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                daily.clone().map(|d| d.day).chain(profile.clone().map(|p| p.weekday as i32 * 24 + p.hour as i32)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                daily.clone().map(|d| d.total).chain(profile.clone().map(|p| p.total)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                daily.clone().map(|d| d.hours).chain(profile.clone().map(|p| p.samples)),
+            )),
             Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.min).chain(profile.clone().map(|_| 0)))),
             Arc::new(Int32Array::from_iter_values(daily.map(|d| d.max).chain(profile.map(|_| 0)))),
         ];
@@ -119,10 +127,17 @@ impl Partials {
         let mut partials = Partials::default();
         for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
             let batch = batch?;
-            let int8 = |i: usize| batch.column(i).as_any().downcast_ref::<Int8Array>().cloned().context("partials: column type");
-            let int32 = |i: usize| batch.column(i).as_any().downcast_ref::<Int32Array>().cloned().context("partials: column type");
-            let int64 = |i: usize| batch.column(i).as_any().downcast_ref::<Int64Array>().cloned().context("partials: column type");
-            let (kind, junction, key, total, count, min, max) = (int8(0)?, int32(1)?, int32(2)?, int64(3)?, int64(4)?, int32(5)?, int32(6)?);
+            let int8 = |i: usize| {
+                batch.column(i).as_any().downcast_ref::<Int8Array>().cloned().context("partials: column type")
+            };
+            let int32 = |i: usize| {
+                batch.column(i).as_any().downcast_ref::<Int32Array>().cloned().context("partials: column type")
+            };
+            let int64 = |i: usize| {
+                batch.column(i).as_any().downcast_ref::<Int64Array>().cloned().context("partials: column type")
+            };
+            let (kind, junction, key, total, count, min, max) =
+                (int8(0)?, int32(1)?, int32(2)?, int64(3)?, int64(4)?, int32(5)?, int32(6)?);
             for i in 0..batch.num_rows() {
                 if kind.value(i) == 0 {
                     partials.daily.push(DailyPartial {
@@ -152,7 +167,8 @@ impl Partials {
         use futures::StreamExt;
         let results: Vec<Result<Partials>> = crate::runtime::block_on(
             futures::stream::iter(paths.iter().map(|path| async move {
-                let bytes = lake.get_async(path).await?.with_context(|| format!("missing partial aggregates {path}"))?;
+                let bytes =
+                    lake.get_async(path).await?.with_context(|| format!("missing partial aggregates {path}"))?;
                 Partials::from_parquet(bytes).with_context(|| format!("corrupt partial aggregates {path}"))
             }))
             .buffered(16)
@@ -172,15 +188,18 @@ impl Partials {
 #[derive(Default)]
 pub struct PartialsBuilder {
     daily: BTreeMap<(i32, i32), DailyPartial>,
-    profile: BTreeMap<i32, Box<[(i64, i64); 7 * 24]>>,
+    profile: BTreeMap<i32, Box<WeekSlots>>,
 }
+
+/// `(total, samples)` for each of a week's 168 hours.
+type WeekSlots = [(i64, i64); 7 * 24];
 
 impl PartialsBuilder {
     /// Adds `rows`.
     pub fn add(&mut self, rows: &CountColumns) {
         let empty = |junction, day| DailyPartial { junction, day, total: 0, hours: 0, min: i32::MAX, max: i32::MIN };
         let mut current = empty(0, 0);
-        let mut slots: Option<(i32, Box<[(i64, i64); 7 * 24]>)> = None;
+        let mut slots: Option<(i32, Box<WeekSlots>)> = None;
         let mut day_start = i64::MAX;
         let mut weekday_base = 0;
         for i in 0..rows.len() {
@@ -225,12 +244,8 @@ impl PartialsBuilder {
             .profile
             .into_iter()
             .flat_map(|(junction, slots)| {
-                slots.into_iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, (total, samples))| ProfilePartial {
-                    junction,
-                    weekday: (slot / 24 + 1) as u8,
-                    hour: (slot % 24) as u8,
-                    total,
-                    samples,
+                slots.into_iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, (total, samples))| {
+                    ProfilePartial { junction, weekday: (slot / 24 + 1) as u8, hour: (slot % 24) as u8, total, samples }
                 })
             })
             .collect();

@@ -200,7 +200,8 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
 fn finish_publication(lake: &Lake, commit: &LoadCommit) -> Result<()> {
     publish(lake, &commit.files)?;
     lake.delete_many(&commit.retired)?;
-    let mut leftovers: Vec<String> = lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
+    let mut leftovers: Vec<String> =
+        lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
     leftovers.extend(lake.list(&chunk_partials_dir(&commit.load_id))?.into_iter().map(|e| e.path));
     lake.delete_many(&leftovers)
 }

@@ -2,7 +2,9 @@
 //! and at each epoch's end writes the epoch's readings and rejects as staged Parquet files and
 //! reports them, with its partitions' next offsets, to the committer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
@@ -21,6 +23,7 @@ use super::schema::{quarantine_batch, quarantine_schema, readings_schema, Readin
 use super::windows::{WindowAgg, WindowPartial, WindowSettings};
 use crate::calendar::{date_label, day_of};
 use crate::checkpoint::StagedFile;
+use crate::datetime::DateCache;
 use crate::job::JobContext;
 use crate::kafka::PartitionReader;
 use crate::lake::Lake;
@@ -140,8 +143,9 @@ struct OpenEpoch {
     opened: Instant,
     readings: ReadingColumns,
     rejected: Vec<Rejected>,
-    windows: HashMap<String, BTreeMap<i64, (WindowAgg, i64)>>,
+    windows: FxHashMap<String, BTreeMap<i64, (WindowAgg, i64)>>,
     read: u64,
+    dates: DateCache,
 }
 
 impl OpenEpoch {
@@ -151,8 +155,9 @@ impl OpenEpoch {
             opened: Instant::now(),
             readings: ReadingColumns::default(),
             rejected: Vec::new(),
-            windows: HashMap::new(),
+            windows: FxHashMap::default(),
             read: 0,
+            dates: DateCache::default(),
         }
     }
 
@@ -163,7 +168,7 @@ impl OpenEpoch {
         let count = reader.poll(50_000, Duration::ZERO, |record| {
             bytes += record.payload.map_or(0, <[u8]>::len) as u64;
             let parsed = match record.payload {
-                Some(payload) => parse_reading(payload),
+                Some(payload) => parse_reading(payload, &mut self.dates),
                 None => Err("empty payload".to_string()),
             };
             match parsed {

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::datetime::parse_timestamp_utc;
+use crate::datetime::DateCache;
 
 /// A valid sensor reading, borrowing its id from the payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,14 +36,18 @@ pub const MAX_SPEED: f64 = 300.0;
 ///
 /// Required: `sensor_id` (non-empty string, at most 64 characters, no control characters),
 /// `timestamp` (ISO 8601, with or without offset), `average_speed` (0-300) and `traffic_density`
-/// (0-100), both finite numbers. Other fields are ignored.
-pub fn parse_reading(payload: &[u8]) -> Result<Reading<'_>, String> {
-    let message: Message = serde_json::from_slice(payload).map_err(|e| format!("invalid JSON: {e}"))?;
+/// (0-100), both finite numbers. Other fields are ignored. `dates` remembers the last date seen.
+pub fn parse_reading<'a>(payload: &'a [u8], dates: &mut DateCache) -> Result<Reading<'a>, String> {
+    let message = match canonical(payload) {
+        Some(message) => message,
+        None => serde_json::from_slice(payload).map_err(|e| format!("invalid JSON: {e}"))?,
+    };
     let id = &message.sensor_id;
     if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
         return Err("sensor_id must be 1-64 printable characters".to_string());
     }
-    let timestamp = parse_timestamp_utc(message.timestamp.as_bytes())
+    let timestamp = dates
+        .parse_utc(message.timestamp.as_bytes())
         .map_err(|why| format!("invalid timestamp '{}': {why}", message.timestamp))?;
     let (speed, density) = (message.average_speed, message.traffic_density);
     if !speed.is_finite() || !(0.0..=MAX_SPEED).contains(&speed) {
@@ -55,20 +59,167 @@ pub fn parse_reading(payload: &[u8]) -> Result<Reading<'_>, String> {
     Ok(Reading { sensor_id: message.sensor_id, timestamp, average_speed: speed, traffic_density: density })
 }
 
+/// The fast path: a flat object of exactly the four fields, strings without escapes, numbers in
+/// JSON's own grammar. Anything else returns `None` and goes to serde_json, which decides (and
+/// words the error); so both paths accept exactly the same messages.
+fn canonical(payload: &[u8]) -> Option<Message<'_>> {
+    let mut scan = Scanner { text: payload, pos: 0 };
+    scan.expect(b'{')?;
+    let (mut id, mut time, mut speed, mut density) = (None, None, None, None);
+    loop {
+        let key = scan.string()?;
+        scan.expect(b':')?;
+        let slot_filled = match key {
+            b"sensor_id" => id.replace(scan.string()?).is_some(),
+            b"timestamp" => time.replace(scan.string()?).is_some(),
+            b"average_speed" => speed.replace(scan.number()?).is_some(),
+            b"traffic_density" => density.replace(scan.number()?).is_some(),
+            _ => return None,
+        };
+        if slot_filled {
+            return None;
+        }
+        match scan.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    scan.skip_space();
+    if scan.pos != payload.len() {
+        return None;
+    }
+    Some(Message {
+        sensor_id: Cow::Borrowed(std::str::from_utf8(id?).ok()?),
+        timestamp: Cow::Borrowed(std::str::from_utf8(time?).ok()?),
+        average_speed: speed?,
+        traffic_density: density?,
+    })
+}
+
+struct Scanner<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn skip_space(&mut self) {
+        while self.text.get(self.pos).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        self.skip_space();
+        let byte = *self.text.get(self.pos)?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let length = memchr::memchr2(b'"', b'\\', &self.text[start..])?;
+        if self.text[start + length] != b'"' || self.text[start..start + length].iter().any(|b| *b < 0x20) {
+            return None;
+        }
+        self.pos = start + length + 1;
+        Some(&self.text[start..start + length])
+    }
+
+    /// A number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<f64> {
+        self.skip_space();
+        let start = self.pos;
+        let digits = |scan: &mut Self| {
+            let from = scan.pos;
+            while scan.text.get(scan.pos).is_some_and(u8::is_ascii_digit) {
+                scan.pos += 1;
+            }
+            scan.pos - from
+        };
+        if self.text.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        let leading = self.text.get(self.pos).copied();
+        let integer = digits(self);
+        if integer == 0 || (leading == Some(b'0') && integer > 1) {
+            return None;
+        }
+        if self.text.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if matches!(self.text.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.text.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        let value: f64 = std::str::from_utf8(&self.text[start..self.pos]).ok()?.parse().ok()?;
+        // Out-of-range literals (1e999) are serde_json's to reject.
+        value.is_finite().then_some(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse_reading_once(payload: &[u8]) -> Result<Reading<'_>, String> {
+        parse_reading(payload, &mut DateCache::default())
+    }
+
+    #[test]
+    fn both_paths_agree() {
+        let messages: [&[u8]; 10] = [
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00.5Z","average_speed":54.2,"traffic_density":31}"#,
+            br#" { "timestamp" : "2024-05-01T12:00:00Z" , "sensor_id":"S1", "traffic_density":3e1, "average_speed":-0.0 } "#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":01,"traffic_density":3}"#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1.,"traffic_density":3}"#,
+            br#"{"sensor_id":"S1","sensor_id":"S2","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3}"#,
+            br#"{"sensor_id":"S\u0031","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3}"#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3,"x":[1]}"#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3} x"#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":+1,"traffic_density":3}"#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1e999,"traffic_density":3}"#,
+        ];
+        for payload in messages {
+            let fast = parse_reading_once(payload).map(|r| {
+                (r.sensor_id.to_string(), r.timestamp, r.average_speed.to_bits(), r.traffic_density.to_bits())
+            });
+            let slow =
+                serde_json::from_slice::<Message>(payload).map_err(|e| format!("invalid JSON: {e}")).and_then(|m| {
+                    let t = crate::datetime::parse_timestamp_utc(m.timestamp.as_bytes()).map_err(str::to_string)?;
+                    Ok((m.sensor_id.to_string(), t, m.average_speed.to_bits(), m.traffic_density.to_bits()))
+                });
+            assert_eq!(fast.is_ok(), slow.is_ok(), "{}", String::from_utf8_lossy(payload));
+            if let (Ok(a), Ok(b)) = (&fast, &slow) {
+                assert_eq!(a, b);
+            }
+        }
+    }
+
     #[test]
     fn accepts_the_seed_messages() {
-        let r = parse_reading(
+        let r = parse_reading_once(
             br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00.5","average_speed":54.2,"traffic_density":31}"#,
         )
         .unwrap();
         assert_eq!(r.sensor_id, "S1");
         assert_eq!(r.timestamp, 1_714_564_800_500_000);
         assert_eq!((r.average_speed, r.traffic_density), (54.2, 31.0));
-        let with_offset = parse_reading(br#"{"sensor_id":"S1","timestamp":"2024-05-01T14:00:00.5+02:00","average_speed":1,"traffic_density":0,"extra":true}"#).unwrap();
+        let with_offset = parse_reading_once(br#"{"sensor_id":"S1","timestamp":"2024-05-01T14:00:00.5+02:00","average_speed":1,"traffic_density":0,"extra":true}"#).unwrap();
         assert_eq!(with_offset.timestamp, r.timestamp);
     }
 
@@ -86,7 +237,7 @@ mod tests {
             (b"{\"sensor_id\":\"S\xff\",\"timestamp\":\"2024-05-01T12:00:00\",\"average_speed\":4,\"traffic_density\":3}", "invalid JSON"),
         ];
         for (payload, expected) in cases {
-            let error = parse_reading(payload).unwrap_err();
+            let error = parse_reading_once(payload).unwrap_err();
             assert!(error.contains(expected), "{} -> {error}", String::from_utf8_lossy(payload));
         }
     }

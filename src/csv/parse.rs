@@ -2,7 +2,7 @@
 
 use super::columns::ColumnMap;
 use super::fields::split_fields;
-use crate::datetime::parse_datetime;
+use crate::datetime::DateCache;
 
 /// Parsed count rows, one vector per column, in input order.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -107,47 +107,6 @@ pub fn parse_chunk(bytes: &[u8], base_offset: u64, columns: &ColumnMap, skip_fir
 
 const MAX_FIELDS: usize = 8;
 
-/// The day of the previous row's date text: consecutive rows almost always share it.
-#[derive(Default)]
-struct DateCache {
-    text: [u8; 10],
-    micros: i64,
-    valid: bool,
-}
-
-impl DateCache {
-    /// Parses `text`, reusing the day when its date part is the previous one's and taking the
-    /// common `YYYY-MM-DD HH:MM:SS` layout by fixed positions; anything else goes to the full parser.
-    fn parse(&mut self, text: &[u8]) -> Result<i64, &'static str> {
-        let fixed = text.len() == 19
-            && (text[10] == b' ' || text[10] == b'T')
-            && text[13] == b':'
-            && text[16] == b':'
-            && text[11..].iter().enumerate().all(|(i, b)| matches!(i, 2 | 5) || b.is_ascii_digit());
-        if !fixed {
-            return parse_datetime(text);
-        }
-        if !(self.valid && self.text == text[..10]) {
-            let midnight = parse_datetime(&[&text[..10], b" 00:00:00"].concat())?;
-            self.text.copy_from_slice(&text[..10]);
-            self.micros = midnight;
-            self.valid = true;
-        }
-        let two = |at: usize| ((text[at] - b'0') * 10 + (text[at + 1] - b'0')) as i64;
-        let (hour, minute, second) = (two(11), two(14), two(17));
-        if hour > 23 {
-            return Err("hour out of range 0-23");
-        }
-        if minute > 59 {
-            return Err("minute out of range 0-59");
-        }
-        if second > 59 {
-            return Err("second out of range 0-59");
-        }
-        Ok(self.micros + (hour * 3600 + minute * 60 + second) * 1_000_000)
-    }
-}
-
 fn parse_line(line: &[u8], columns: &ColumnMap, rows: &mut CountColumns, dates: &mut DateCache) -> Result<(), String> {
     let mut fields: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
     let mut seen = 0;
@@ -162,7 +121,7 @@ fn parse_line(line: &[u8], columns: &ColumnMap, rows: &mut CountColumns, dates: 
     }
     let datetime_text = trim(fields[columns.datetime]);
     let datetime = dates
-        .parse(datetime_text)
+        .parse_naive(datetime_text)
         .map_err(|why| format!("invalid datetime '{}': {why}", String::from_utf8_lossy(datetime_text)))?;
     let junction = parse_int(fields[columns.junction]).map_err(|t| format!("junction is not an integer: '{t}'"))?;
     if junction <= 0 || junction > i32::MAX as i64 {
@@ -188,11 +147,12 @@ fn trim(field: &[u8]) -> &[u8] {
 
 /// Parses an optionally signed decimal integer that fits in an `i64`; on failure returns the text.
 fn parse_int(field: &[u8]) -> Result<i64, String> {
-    let text = if field.first().is_some_and(u8::is_ascii_whitespace) || field.last().is_some_and(u8::is_ascii_whitespace) {
-        trim(field)
-    } else {
-        field
-    };
+    let text =
+        if field.first().is_some_and(u8::is_ascii_whitespace) || field.last().is_some_and(u8::is_ascii_whitespace) {
+            trim(field)
+        } else {
+            field
+        };
     let (negative, digits) = match text.first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),

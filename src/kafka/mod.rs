@@ -19,12 +19,22 @@ pub use reader::PartitionReader;
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A client configuration for `brokers`.
-///
-/// Extra librdkafka properties (security settings, for instance) come from the file named by
-/// `TRAFFIC_KAFKA_PROPERTIES` (`key=value` lines), so that secrets stay out of the command line.
 pub fn client_config(brokers: &str) -> Result<ClientConfig> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers).set("client.id", "traffic");
+    Ok(config)
+}
+
+/// Creates a client from `config` after applying the user's librdkafka properties, which win
+/// over the platform's defaults: they come from the file named by `TRAFFIC_KAFKA_PROPERTIES`
+/// (`key=value` lines), so that secrets (SASL, TLS) stay out of the command line.
+pub fn create<T: rdkafka::config::FromClientConfig>(mut config: ClientConfig) -> Result<T> {
+    apply_user_properties(&mut config)?;
+    config.create().context("cannot create a Kafka client")
+}
+
+/// Applies the user's librdkafka properties (see [`create`]) to `config`.
+pub fn apply_user_properties(config: &mut ClientConfig) -> Result<()> {
     if let Ok(path) = std::env::var("TRAFFIC_KAFKA_PROPERTIES") {
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read Kafka properties {path}"))?;
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
@@ -34,16 +44,14 @@ pub fn client_config(brokers: &str) -> Result<ClientConfig> {
             config.set(key.trim(), value.trim());
         }
     }
-    Ok(config)
+    Ok(())
 }
 
 /// A consumer used for metadata, watermarks and offset commits, never for reading.
 pub fn admin_consumer(brokers: &str, group: &str) -> Result<BaseConsumer> {
-    client_config(brokers)?
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("cannot create a Kafka client")
+    let mut config = client_config(brokers)?;
+    config.set("group.id", group).set("enable.auto.commit", "false");
+    create(config)
 }
 
 /// The number of partitions of `topic`; an error if the topic does not exist.

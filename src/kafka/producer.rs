@@ -38,16 +38,17 @@ pub struct Producer {
 impl Producer {
     /// Connects to `brokers`; `idempotent` asks the broker to drop duplicates of retried batches.
     pub fn new(brokers: &str, idempotent: bool) -> Result<Producer> {
-        let inner = super::client_config(brokers)?
+        let mut config = super::client_config(brokers)?;
+        config
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
             .set("batch.size", "1000000")
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "500000")
             .set("enable.idempotence", if idempotent { "true" } else { "false" })
-            .set("message.timeout.ms", "60000")
-            .create_with_context(DeliveryReport::default())
-            .context("cannot create a Kafka producer")?;
+            .set("message.timeout.ms", "60000");
+        super::apply_user_properties(&mut config)?;
+        let inner = config.create_with_context(DeliveryReport::default()).context("cannot create a Kafka producer")?;
         Ok(Producer { inner })
     }
 

@@ -1,0 +1,69 @@
+"""Measuring helpers for the benchmarks: peak memory of a process tree, percentiles, tables."""
+import os
+import threading
+import time
+
+
+def _children(pid):
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def _tree_rss_kb(pid):
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+        stack.extend(_children(p))
+    return total
+
+
+class PeakMemory:
+    """Samples the resident memory of a process and its descendants every 100 ms."""
+
+    def __init__(self, pid, every=0.1):
+        self.pid, self.peak_kb, self.samples = pid, 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every):
+        start = time.time()
+        while not self._stop.is_set():
+            kb = _tree_rss_kb(self.pid)
+            if kb:
+                self.peak_kb = max(self.peak_kb, kb)
+                self.samples.append((time.time() - start, kb))
+            time.sleep(every)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

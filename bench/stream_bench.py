@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Stream benchmark on a real Kafka broker: sustained events/s of `traffic run stream` against the
+raw librdkafka consume rate and Spark Structured Streaming doing the seed's job; produce-to-visible
+latency at a fixed rate; and an optional soak run for memory.
+
+Usage: stream_bench.py [--messages N] [--workers W] [--latency-rate R] [--latency-seconds S]
+                       [--soak SECONDS] [--skip-spark]
+Prints a JSON document of results.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kafka_broker import Broker  # noqa: E402
+from measure import PeakMemory, percentile  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAFFIC = os.path.join(ROOT, "target/release/traffic")
+RAW = os.path.join(ROOT, "target/release/examples/raw_consume")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def produce(bootstrap, topic, count, rate, seed=1, bad=0.0):
+    out = subprocess.run(
+        [TRAFFIC, "produce", "--brokers", bootstrap, "--topic", topic, "--rate", str(rate), "--count", str(count),
+         "--seed", str(seed), "--bad-fraction", str(bad)],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout.strip()
+
+
+def latest_checkpoint(output):
+    files = sorted(glob.glob(f"{output}/_checkpoints/*.json"))
+    for path in reversed(files):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def run_traffic(bootstrap, topic, workers, expected, epoch="1s", extra=()):
+    """Drains `expected` messages with `traffic run stream`; returns seconds, rate and peak memory."""
+    output = tempfile.mkdtemp(prefix="traffic-bench-stream-")
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [TRAFFIC, "run", "stream", "--brokers", bootstrap, "--topic", topic, "--output", output, "--epoch", epoch,
+         "-w", str(workers), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    memory = PeakMemory(process.pid)
+    first = None  # (time, read) at the first checkpoint with data: startup excluded from the rate
+    while True:
+        checkpoint = latest_checkpoint(output)
+        read = checkpoint["totals"]["read"] if checkpoint else 0
+        if read and first is None:
+            first = (time.perf_counter(), read)
+        if read >= expected:
+            break
+        if process.poll() is not None:
+            raise RuntimeError("traffic stream exited early")
+        time.sleep(0.02)
+    now = time.perf_counter()
+    seconds = now - start
+    sustained = (expected - first[1]) / (now - first[0]) if now > first[0] and expected > first[1] else expected / seconds
+    process.send_signal(signal.SIGTERM)
+    process.wait()
+    peak = memory.stop()
+    shutil.rmtree(output, ignore_errors=True)
+    return {"tool": "traffic", "seconds": round(seconds, 3), "rate": round(expected / seconds),
+            "sustained_rate": round(sustained), "peak_mb": peak // 1024}
+
+
+def run_raw(bootstrap, topic):
+    out = subprocess.run([RAW, bootstrap, topic], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def run_spark(bootstrap, topic, workers, expected):
+    output = tempfile.mkdtemp(prefix="traffic-bench-spark-") + "/out"
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "spark_stream_tool.py"), "throughput", bootstrap, topic, output, str(workers)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    memory = PeakMemory(process.pid)
+    result = json.loads(process.stdout.read().strip().splitlines()[-1])
+    process.wait()
+    result["peak_mb"] = memory.stop() // 1024
+    result["rate"] = round(expected / result["seconds"])
+    shutil.rmtree(os.path.dirname(output), ignore_errors=True)
+    return result
+
+
+class FileWatcher:
+    """Records when each Parquet file under a directory first becomes visible to a lister."""
+
+    def __init__(self, root):
+        self.root, self.first_seen = root, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            now = time.time()
+            for path in glob.glob(f"{self.root}/**/*.parquet", recursive=True):
+                self.first_seen.setdefault(os.path.abspath(path), now)
+            time.sleep(0.05)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def visible_latencies(watcher, pattern):
+    import duckdb
+
+    rows = duckdb.sql(
+        f"SELECT filename, epoch_us(timestamp) / 1e6 AS t FROM read_parquet('{pattern}', filename = true)"
+    ).fetchall()
+    return [watcher.first_seen[os.path.abspath(f)] - t for f, t in rows if os.path.abspath(f) in watcher.first_seen]
+
+
+def latency(broker, tool, workers, rate, seconds):
+    topic = f"latency-{tool}"
+    broker.create_topic(topic, 4)
+    root = tempfile.mkdtemp(prefix=f"traffic-bench-latency-{tool}-")
+    if tool == "traffic":
+        output = root
+        process = subprocess.Popen(
+            [TRAFFIC, "run", "stream", "--brokers", broker.bootstrap, "--topic", topic, "--output", output,
+             "--epoch", "10s", "-w", str(workers), "--start", "earliest"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(3)
+        pattern = f"{output}/readings/*/*.parquet"
+    else:
+        output = root + "/out"
+        process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "spark_stream_tool.py"), "latency", broker.bootstrap, topic, output,
+             str(workers), str(seconds + 40)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        process.stdout.readline()  # ready
+        time.sleep(10)
+        pattern = f"{output}/*.parquet"
+    watcher = FileWatcher(root)
+    produce(broker.bootstrap, topic, int(rate * seconds), rate, seed=5)
+    time.sleep(25)
+    watcher.stop()
+    if tool == "traffic":
+        process.send_signal(signal.SIGTERM)
+    process.wait()
+    values = visible_latencies(watcher, pattern)
+    shutil.rmtree(root, ignore_errors=True)
+    return {"tool": tool, "rate": rate, "records": len(values), "p50_s": round(percentile(values, 50), 2),
+            "p99_s": round(percentile(values, 99), 2)}
+
+
+def soak(broker, workers, seconds):
+    """Max-rate producer and the stream together for `seconds`: achieved rate and memory over time."""
+    topic = "soak"
+    broker.create_topic(topic, 4)
+    output = tempfile.mkdtemp(prefix="traffic-bench-soak-")
+    process = subprocess.Popen(
+        [TRAFFIC, "run", "stream", "--brokers", broker.bootstrap, "--topic", topic, "--output", output, "--epoch", "10s",
+         "-w", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    memory = PeakMemory(process.pid, every=5)
+    producer = subprocess.Popen(
+        [TRAFFIC, "produce", "--brokers", broker.bootstrap, "--topic", topic, "--rate", "100000", "--duration",
+         f"{seconds}s", "--sensors", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    sent = producer.communicate()[0].strip()
+    time.sleep(15)
+    checkpoint = latest_checkpoint(output) or {"totals": {"read": 0}}
+    process.send_signal(signal.SIGTERM)
+    process.wait()
+    memory.stop()
+    half = [kb for t, kb in memory.samples if t > seconds / 2]
+    first = [kb for t, kb in memory.samples if seconds / 6 < t <= seconds / 2]
+    shutil.rmtree(output, ignore_errors=True)
+    return {"seconds": seconds, "producer": sent, "read": checkpoint["totals"]["read"],
+            "rate": round(checkpoint["totals"]["read"] / seconds),
+            "rss_mb_first_half": [min(first) // 1024, max(first) // 1024] if first else None,
+            "rss_mb_second_half": [min(half) // 1024, max(half) // 1024] if half else None,
+            "samples_mb": [kb // 1024 for _, kb in memory.samples]}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--latency-rate", type=int, default=2000)
+    parser.add_argument("--latency-seconds", type=int, default=60)
+    parser.add_argument("--soak", type=int, default=0)
+    parser.add_argument("--skip-spark", action="store_true")
+    args = parser.parse_args()
+    broker = Broker()
+    results = {"messages": args.messages, "workers": args.workers}
+    try:
+        broker.create_topic("throughput", 4)
+        started = time.perf_counter()
+        results["producer"] = produce(broker.bootstrap, "throughput", args.messages, 0, bad=0.001)
+        results["produce_seconds"] = round(time.perf_counter() - started, 2)
+        results["raw"] = run_raw(broker.bootstrap, "throughput")
+        results["traffic"] = run_traffic(broker.bootstrap, "throughput", args.workers, args.messages)
+        if not args.skip_spark:
+            results["spark"] = run_spark(broker.bootstrap, "throughput", args.workers, args.messages)
+        if args.latency_seconds > 0:
+            results["latency"] = [latency(broker, "traffic", args.workers, args.latency_rate, args.latency_seconds)]
+            if not args.skip_spark:
+                results["latency"].append(latency(broker, "spark", args.workers, args.latency_rate, args.latency_seconds))
+        if args.soak:
+            results["soak"] = soak(broker, args.workers, args.soak)
+    finally:
+        broker.stop()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
