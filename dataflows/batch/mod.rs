@@ -49,9 +49,10 @@ pub struct BatchArgs {
     /// Load every input again, even those loaded before (their earlier rows are replaced).
     #[arg(long)]
     pub full: bool,
-    /// Largest byte range of one file given to one worker (e.g. 64MiB).
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
-    pub chunk_size: u64,
+    /// Largest byte range of one file given to one worker (e.g. 64MiB); by default a file's size
+    /// over the number of workers, between 16 MiB and 64 MiB.
+    #[arg(long, value_parser = parse_size)]
+    pub chunk_size: Option<u64>,
 }
 
 /// The registry entry.
@@ -73,7 +74,7 @@ impl BatchDataflow {
     /// Validates the arguments (the output URL must parse).
     pub fn new(args: BatchArgs) -> Result<Self> {
         Location::parse(&args.output, false)?;
-        if args.chunk_size < 4096 {
+        if args.chunk_size.is_some_and(|size| size < 4096) {
             anyhow::bail!("--chunk-size must be at least 4KiB");
         }
         Ok(BatchDataflow { args })

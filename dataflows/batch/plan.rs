@@ -76,8 +76,8 @@ pub struct Plan {
 pub struct PlanSettings {
     /// Input specifications.
     pub inputs: Vec<String>,
-    /// Largest chunk, in bytes.
-    pub chunk_size: u64,
+    /// Largest chunk, in bytes (default: see [`auto_chunk_size`]).
+    pub chunk_size: Option<u64>,
     /// One output file per input.
     pub single_file: bool,
     /// Reload inputs even if loaded already.
@@ -160,13 +160,17 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
     let layouts = read_layouts(to_load.iter().map(|(input, _)| input))?;
     let mut chunk_loads = Vec::new();
     for ((source, replaces), layout) in to_load.into_iter().zip(layouts) {
-        let chunk_size = if settings.single_file { "single".to_string() } else { settings.chunk_size.to_string() };
+        let chunk_bytes = match (settings.single_file, settings.chunk_size) {
+            (true, _) => u64::MAX,
+            (false, Some(size)) => size,
+            (false, None) => auto_chunk_size(source.size, workers),
+        };
+        let chunk_size = chunk_bytes.to_string();
         let modified = source.modified.to_string();
         let size = source.size.to_string();
         let previous = replaces.as_ref().map_or("", |c| c.load_id.as_str());
         let etag = source.etag.as_deref().unwrap_or("");
         let load_id = format!("{:016x}", stable_hash(&[&source.url, &size, &modified, etag, &chunk_size, previous]));
-        let chunk_bytes = if settings.single_file { u64::MAX } else { settings.chunk_size };
         let ranges = split_ranges(source.size, chunk_bytes);
         let recorded: Vec<ChunkRecord> = list_records::<ChunkRecord>(lake, &chunk_records_dir(&load_id))?
             .into_iter()
@@ -225,6 +229,13 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
         log::info!(target: "traffic", "batch: discarded {discarded} staged files and {} chunk records of interrupted work", stale.len());
     }
     Ok(())
+}
+
+/// A file's size over the number of workers, between 16 MiB and 64 MiB: small files still keep
+/// every worker busy, large ones are not cut finer than needed (every chunk writes its own files
+/// and partial aggregates).
+pub fn auto_chunk_size(size: u64, workers: usize) -> u64 {
+    (size / workers.max(1) as u64 + 1).clamp(16 << 20, 64 << 20)
 }
 
 /// Numbers tasks 1, 2, ... in order and gives each to the worker with the fewest bytes so far.

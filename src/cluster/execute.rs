@@ -31,7 +31,8 @@ pub fn run_job(dataflow: Arc<dyn Dataflow>, spec: &ClusterSpec) -> Result<Option
     let reporter = (spec.process == 0).then(|| Reporter::start(dataflow.name(), progress.clone()));
     super::signals::install_stop_handlers();
     let workers = spec.workers;
-    let guards = timely::execute(spec.timely_config(), move |worker| {
+    let (allocators, network) = super::connect::allocators(spec)?;
+    let guards = timely::execute::execute_from(allocators, network, timely::WorkerConfig::default(), move |worker| {
         let context = JobContext { progress: progress.clone(), ..Default::default() };
         let mut commands: Sequencer<JobCommand> = Sequencer::new(worker, Instant::now());
         let handle = match dataflow.install(worker, &context) {

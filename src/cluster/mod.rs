@@ -2,6 +2,7 @@
 
 pub mod board;
 pub mod catalog;
+pub mod connect;
 pub mod control;
 pub mod execute;
 pub mod failstop;

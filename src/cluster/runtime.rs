@@ -62,7 +62,8 @@ pub fn run_worker(options: WorkerOptions) -> Result<()> {
     }
     super::signals::install_stop_handlers();
     let (workers, process) = (options.spec.workers, options.spec.process);
-    let guards = timely::execute(options.spec.timely_config(), move |worker| {
+    let (allocators, network) = super::connect::allocators(&options.spec)?;
+    let guards = timely::execute::execute_from(allocators, network, timely::WorkerConfig::default(), move |worker| {
         let mut commands: Sequencer<ClusterCommand> = Sequencer::new(worker, Instant::now());
         let leader = worker.index() == 0;
         let mut jobs: BTreeMap<u64, Installed> = BTreeMap::new();

@@ -45,23 +45,6 @@ impl ClusterSpec {
     pub fn processes(&self) -> usize {
         self.addresses.len().max(1)
     }
-
-    /// The Timely configuration for this process.
-    pub fn timely_config(&self) -> timely::Config {
-        if self.addresses.len() <= 1 {
-            return timely::Config::process(self.workers);
-        }
-        timely::Config {
-            communication: timely::CommunicationConfig::Cluster {
-                threads: self.workers,
-                process: self.process,
-                addresses: self.addresses.clone(),
-                report: false,
-                zerocopy: false,
-            },
-            worker: timely::WorkerConfig::default(),
-        }
-    }
 }
 
 impl ClusterArgs {
