@@ -13,7 +13,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use super::manifest::{
-    chunk_record_path, chunk_records_dir, load_commit_path, load_partials_path, ChunkRecord, LoadCommit,
+    chunk_record_path, chunk_records_dir, load_commit_path, load_partials_path, ChunkRecord, ChunkReport, LoadCommit,
 };
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan};
@@ -29,7 +29,7 @@ pub type PartialUpdate = (Partial, u64, isize);
 /// The commit operator. Its output is the collection of partial aggregates of visible data:
 /// a load's partials enter when its files are published, and leave when a reload replaces them.
 pub fn committer<'scope>(
-    records: Stream<'scope, u64, Vec<ChunkRecord>>,
+    records: Stream<'scope, u64, Vec<ChunkReport>>,
     lake: Lake,
     shared: Rc<RefCell<Option<Plan>>>,
     summary: Rc<RefCell<Option<Summary>>>,
@@ -37,13 +37,13 @@ pub fn committer<'scope>(
 ) -> Stream<'scope, u64, Vec<PartialUpdate>> {
     let index = records.scope().index();
     records.unary_frontier::<CapacityContainerBuilder<Vec<PartialUpdate>>, _, _, _>(
-        Exchange::new(|_: &ChunkRecord| 0),
+        Exchange::new(|_: &ChunkReport| 0),
         "Commit",
         move |initial, _info| {
             // Held until the summary is written, so the job is not done before it.
             let mut initial: Option<Capability<u64>> = (index == 0).then_some(initial);
             let mut log: Option<CommitLog> = None;
-            let mut stash: TimeStash<ChunkRecord> = TimeStash::default();
+            let mut stash: TimeStash<ChunkReport> = TimeStash::default();
             move |(input, frontier), output| {
                 stash.absorb(input);
                 let Some(initial_cap) = initial.as_ref() else {
@@ -91,6 +91,8 @@ type VisiblePartials = HashMap<String, Partials>;
 struct PendingLoad {
     plan: LoadPlan,
     records: BTreeMap<u32, ChunkRecord>,
+    /// Partial aggregates of the chunks loaded by this run (the others are read back from files).
+    partials: BTreeMap<u32, Partials>,
 }
 
 impl CommitLog {
@@ -109,14 +111,15 @@ impl CommitLog {
         for load in plan.loads {
             let records = load.recorded.iter().map(|r| (r.chunk, r.clone())).collect();
             let load_id = load.load_id.clone();
-            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records });
+            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records, partials: BTreeMap::new() });
             changes.extend(log.publish_if_complete(&load_id)?);
         }
         Ok((log, changes))
     }
 
     /// Records a finished chunk; publishes its load if it was the last one.
-    fn record(&mut self, record: ChunkRecord) -> Result<Vec<(Partial, isize)>> {
+    fn record(&mut self, report: ChunkReport) -> Result<Vec<(Partial, isize)>> {
+        let ChunkReport { record, partials } = report;
         if record.read != record.written + record.quarantined {
             bail!(
                 "chunk {} of load {} does not reconcile: read {} != written {} + quarantined {}",
@@ -130,6 +133,7 @@ impl CommitLog {
         create_record(&self.lake, &chunk_record_path(&record.load_id, record.chunk), &record)?;
         let load_id = record.load_id.clone();
         let Some(pending) = self.loads.get_mut(&load_id) else { bail!("chunk of an unplanned load {load_id}") };
+        pending.partials.insert(record.chunk, partials);
         pending.records.insert(record.chunk, record);
         self.publish_if_complete(&load_id)
     }
@@ -147,7 +151,7 @@ impl CommitLog {
         if !complete {
             return Ok(Vec::new());
         }
-        let PendingLoad { plan, records } = self.loads.remove(load_id).expect("pending load");
+        let PendingLoad { plan, records, partials } = self.loads.remove(load_id).expect("pending load");
         let files: Vec<_> = records.values().flat_map(|r| r.files.iter().cloned()).collect();
         let targets: HashSet<&str> = files.iter().map(|f| f.target.as_str()).collect();
         let retired: Vec<String> = plan
@@ -170,7 +174,10 @@ impl CommitLog {
             partials: load_partials_path(&plan.load_id),
         };
         let chunk_partials: Vec<String> = records.values().map(|r| r.partials.clone()).collect();
-        let merged = Partials::merge(&Partials::read_all(&self.lake, &chunk_partials)?);
+        let missing: Vec<String> =
+            records.values().filter(|r| !partials.contains_key(&r.chunk)).map(|r| r.partials.clone()).collect();
+        let read_back = Partials::read_all(&self.lake, &missing)?;
+        let merged = Partials::merge(partials.values().chain(read_back.iter()));
         self.lake.put(&commit.partials, merged.to_parquet()?)?;
         create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
         publish(&self.lake, &commit.files)?;

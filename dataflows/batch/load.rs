@@ -9,7 +9,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{chunk_partials_path, ChunkRecord};
+use super::manifest::{chunk_partials_path, ChunkRecord, ChunkReport};
 use super::order;
 use super::partials::PartialsBuilder;
 use super::plan::ChunkTask;
@@ -29,9 +29,9 @@ pub fn loader<'scope>(
     tasks: Stream<'scope, u64, Vec<ChunkTask>>,
     lake: Lake,
     job: JobContext,
-) -> Stream<'scope, u64, Vec<ChunkRecord>> {
+) -> Stream<'scope, u64, Vec<ChunkReport>> {
     let activator_scope = tasks.scope();
-    tasks.unary_frontier::<CapacityContainerBuilder<Vec<ChunkRecord>>, _, _, _>(
+    tasks.unary_frontier::<CapacityContainerBuilder<Vec<ChunkReport>>, _, _, _>(
         Exchange::new(|task: &ChunkTask| task.worker as u64),
         "Load",
         move |_default, info| {
@@ -86,7 +86,7 @@ pub fn load_chunk(
     counts: &FileFormat,
     quarantine: &FileFormat,
     progress: &Progress,
-) -> Result<ChunkRecord> {
+) -> Result<ChunkReport> {
     let reader = task.source.reader()?;
     let lines = read_lines(&reader, task.range.0..task.range.1, task.source.size)?;
     let parsed =
@@ -125,7 +125,8 @@ pub fn load_chunk(
             stage(target, count, counts.encode(&counts_schema(), &[counts_batch(rows)])?);
         }
     }
-    let partials = partials.finish().to_parquet()?;
+    let partials = partials.finish();
+    let encoded = partials.to_parquet()?;
     let quarantined = parsed.rejected.len() as u64;
     if !parsed.rejected.is_empty() {
         // Line numbers need the lines before the chunk: counted only when there is something to report.
@@ -141,9 +142,9 @@ pub fn load_chunk(
         stage(format!("quarantine/{name}"), parsed.rejected.len(), bytes);
     }
     let partials_path = chunk_partials_path(&task.load_id, task.chunk);
-    uploads.push((partials_path.clone(), partials));
+    uploads.push((partials_path.clone(), encoded));
     lake.put_many(uploads)?;
-    Ok(ChunkRecord {
+    let record = ChunkRecord {
         load_id: task.load_id.clone(),
         chunk: task.chunk,
         range: task.range,
@@ -152,5 +153,6 @@ pub fn load_chunk(
         quarantined,
         files,
         partials: partials_path,
-    })
+    };
+    Ok(ChunkReport { record, partials })
 }

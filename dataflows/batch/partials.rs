@@ -77,24 +77,35 @@ impl Partials {
     }
 
     /// Combines several sets of partials into one (same keys merged).
+    /// Sorting the concatenation is several times faster than map inserts here: each part is
+    /// already sorted, and the sort finds and merges those runs.
     pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Partials>) -> Partials {
-        let mut daily: BTreeMap<(i32, i32), DailyPartial> = BTreeMap::new();
-        let mut profile: BTreeMap<(i32, u8, u8), ProfilePartial> = BTreeMap::new();
+        let (mut daily, mut profile) = (Vec::new(), Vec::new());
         for part in parts {
-            for d in &part.daily {
-                merge_daily(&mut daily, (d.junction, d.day), *d);
-            }
-            for p in &part.profile {
-                profile
-                    .entry((p.junction, p.weekday, p.hour))
-                    .and_modify(|q| {
-                        q.total += p.total;
-                        q.samples += p.samples;
-                    })
-                    .or_insert(*p);
-            }
+            daily.extend_from_slice(&part.daily);
+            profile.extend_from_slice(&part.profile);
         }
-        Partials { daily: daily.into_values().collect(), profile: profile.into_values().collect() }
+        daily.sort_by_key(|d| (d.junction, d.day));
+        profile.sort_by_key(|p| (p.junction, p.weekday, p.hour));
+        daily.dedup_by(|next, kept| {
+            let same = (next.junction, next.day) == (kept.junction, kept.day);
+            if same {
+                kept.total += next.total;
+                kept.hours += next.hours;
+                kept.min = kept.min.min(next.min);
+                kept.max = kept.max.max(next.max);
+            }
+            same
+        });
+        profile.dedup_by(|next, kept| {
+            let same = (next.junction, next.weekday, next.hour) == (kept.junction, kept.weekday, kept.hour);
+            if same {
+                kept.total += next.total;
+                kept.samples += next.samples;
+            }
+            same
+        });
+        Partials { daily, profile }
     }
 
     /// Encodes the partials as one Parquet file (`kind` 0 = daily, 1 = profile).
