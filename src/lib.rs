@@ -4,6 +4,8 @@
 //! store, exactly once, with progress frontiers as checkpoints. `src/` holds the platform (one
 //! module per concern); `dataflows/` holds the named dataflows users run.
 
+#![warn(missing_docs)]
+
 pub mod calendar;
 pub mod checkpoint;
 pub mod cli;

@@ -34,8 +34,10 @@ pub struct ClusterStartArgs {
     /// Worker threads per process.
     #[arg(short = 'w', long = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: u32,
+    /// Where the control API listens, and its token.
     #[command(flatten)]
     pub control: ControlArgs,
+    /// Where the catalog lives and what jobs may write.
     #[command(flatten)]
     pub placement: PlacementArgs,
     /// Return once the cluster answers, leaving it running in the background (log in <state>/cluster.log).
@@ -55,8 +57,10 @@ pub struct WorkerArgs {
     /// Worker threads per process.
     #[arg(short = 'w', long = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: u32,
+    /// Where the control API listens, and its token.
     #[command(flatten)]
     pub control: ControlArgs,
+    /// Where the catalog lives and what jobs may write.
     #[command(flatten)]
     pub placement: PlacementArgs,
     /// Run the worker in this process, without restarting it on failure (supervisors use this).

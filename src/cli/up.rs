@@ -41,8 +41,10 @@ pub struct UpArgs {
     /// The stream's epoch.
     #[arg(long, default_value = "10s")]
     pub epoch: String,
+    /// Where the control API listens, and its token.
     #[command(flatten)]
     pub control: ControlArgs,
+    /// Where the catalog lives and what jobs may write.
     #[command(flatten)]
     pub placement: PlacementArgs,
 }
