@@ -25,12 +25,9 @@ pub struct PlacementArgs {
     pub lake: String,
 }
 
-/// Options of `traffic cluster start`.
+/// What every worker process of a cluster is given.
 #[derive(Args, Debug, Clone)]
-pub struct ClusterStartArgs {
-    /// Worker processes to start on this host.
-    #[arg(short = 'n', long = "processes", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub processes: u32,
+pub struct ProcessArgs {
     /// Worker threads per process.
     #[arg(short = 'w', long = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: u32,
@@ -40,6 +37,17 @@ pub struct ClusterStartArgs {
     /// Where the catalog lives and what jobs may write.
     #[command(flatten)]
     pub placement: PlacementArgs,
+}
+
+/// Options of `traffic cluster start`.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterStartArgs {
+    /// Worker processes to start on this host.
+    #[arg(short = 'n', long = "processes", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: u32,
+    /// Workers, control API and placement.
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Return once the cluster answers, leaving it running in the background (log in <state>/cluster.log).
     #[arg(long)]
     pub detach: bool,
@@ -54,15 +62,9 @@ pub struct WorkerArgs {
     /// This process's index in the hostfile.
     #[arg(long = "process-index")]
     pub process_index: u32,
-    /// Worker threads per process.
-    #[arg(short = 'w', long = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub workers: u32,
-    /// Where the control API listens, and its token.
+    /// Workers, control API and placement.
     #[command(flatten)]
-    pub control: ControlArgs,
-    /// Where the catalog lives and what jobs may write.
-    #[command(flatten)]
-    pub placement: PlacementArgs,
+    pub process: ProcessArgs,
     /// Run the worker in this process, without restarting it on failure (supervisors use this).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -98,23 +100,23 @@ pub fn worker_args(workers: u32, control: &ControlArgs, placement: &PlacementArg
 
 /// `traffic cluster start`.
 pub fn start(args: ClusterStartArgs) -> Result<()> {
-    control_options(&args.control)?;
-    if let Some(token) = &args.control.token {
+    control_options(&args.process.control)?;
+    if let Some(token) = &args.process.control.token {
         std::env::set_var("TRAFFIC_TOKEN", token);
     }
     if args.detach {
         return detach(&args);
     }
     signals::install_stop_handlers();
-    let worker = worker_args(args.workers, &args.control, &args.placement);
+    let worker = worker_args(args.process.workers, &args.process.control, &args.process.placement);
     let processes = args.processes as usize;
     log::info!(
         target: "traffic",
         "cluster: {processes} processes x {} workers, control API on http://{}, state {}, lake {}",
-        args.workers,
-        args.control.control,
-        args.placement.state,
-        args.placement.lake
+        args.process.workers,
+        args.process.control.control,
+        args.process.placement.state,
+        args.process.placement.lake
     );
     supervise(&|| ProcessGroup::start(&worker, processes), &signals::stop_requested)
 }
@@ -122,7 +124,7 @@ pub fn start(args: ClusterStartArgs) -> Result<()> {
 /// Starts the cluster again in a new session, in the background, and waits until it answers.
 fn detach(args: &ClusterStartArgs) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let log_dir = std::path::Path::new(&args.placement.state);
+    let log_dir = std::path::Path::new(&args.process.placement.state);
     std::fs::create_dir_all(log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
     let log = std::fs::File::create(log_dir.join("cluster.log"))?;
     let argv: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
@@ -137,11 +139,11 @@ fn detach(args: &ClusterStartArgs) -> Result<()> {
     let child = command.spawn().context("cannot start the cluster in the background")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if args.control.call("GET", "/v1/cluster", None).is_ok() {
+        if args.process.control.call("GET", "/v1/cluster", None).is_ok() {
             println!(
                 "cluster started (supervisor pid {}); control API on http://{}; log {}",
                 child.id(),
-                args.control.control,
+                args.process.control.control,
                 log_dir.join("cluster.log").display()
             );
             return Ok(());
@@ -155,23 +157,23 @@ fn detach(args: &ClusterStartArgs) -> Result<()> {
 pub fn worker(args: WorkerArgs) -> Result<()> {
     if args.foreground {
         let spec = ClusterSpec {
-            workers: args.workers as usize,
+            workers: args.process.workers as usize,
             process: args.process_index as usize,
             addresses: crate::cluster::hostfile::read_hostfile(&args.hostfile)?,
         };
         if spec.process >= spec.addresses.len() {
             bail!("--process-index {} but the hostfile lists {} processes", spec.process, spec.addresses.len());
         }
-        let control = if spec.process == 0 { Some(control_options(&args.control)?) } else { None };
+        let control = if spec.process == 0 { Some(control_options(&args.process.control)?) } else { None };
         return run_worker(WorkerOptions {
             spec,
-            state: args.placement.state.clone(),
-            lake: args.placement.lake.clone(),
+            state: args.process.placement.state.clone(),
+            lake: args.process.placement.lake.clone(),
             control,
         });
     }
     signals::install_stop_handlers();
-    let mut own = worker_args(args.workers, &args.control, &args.placement);
+    let mut own = worker_args(args.process.workers, &args.process.control, &args.process.placement);
     own.extend(["--process-index".to_string(), args.process_index.to_string(), "--hostfile".to_string()]);
     own.push(args.hostfile.display().to_string());
     supervise(&|| ProcessGroup::spawn(vec![own.clone()], None), &signals::stop_requested)
