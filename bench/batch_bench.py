@@ -38,6 +38,8 @@ def timed(command, parse=None):
     """Runs `command`, returns (seconds, peak MB, stdout); seconds from the tool's own report if parsed."""
     output = tempfile.mkdtemp(prefix="traffic-bench-batch-")
     command = [c.replace("{out}", output + "/out") for c in command]
+    # Flush the previous run's output first: its write-back would otherwise compete with this run.
+    os.sync()
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     memory = PeakMemory(process.pid, every=0.05)

@@ -1,8 +1,8 @@
 //! Live job counters and the reporter that shows them: a bar on a terminal, log lines otherwise.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,8 @@ impl Progress {
 
 /// Shows progress until dropped.
 pub struct Reporter {
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread at once, rather than at its next tick.
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -88,20 +89,13 @@ impl Reporter {
     /// Starts reporting `progress` for a job called `name`: redrawn every 200 ms on a terminal,
     /// a log line every 10 s otherwise.
     pub fn start(name: &str, progress: Arc<Progress>) -> Reporter {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
         let name = name.to_string();
         let terminal = std::io::stderr().is_terminal();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let period = if terminal { Duration::from_millis(200) } else { Duration::from_secs(10) };
-            let mut last = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                if last.elapsed() < period {
-                    continue;
-                }
-                last = Instant::now();
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
                 let line = progress.line(started.elapsed());
                 if terminal {
                     let _ = write!(std::io::stderr(), "\r\x1b[2K{name}: {line}");
@@ -113,13 +107,13 @@ impl Reporter {
                 let _ = write!(std::io::stderr(), "\r\x1b[2K");
             }
         });
-        Reporter { stop, thread: Some(thread) }
+        Reporter { stop: Some(stop), thread: Some(thread) }
     }
 }
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -1,7 +1,6 @@
 //! Trend views with differential dataflow: daily totals and the weekly profile of each junction,
 //! reduced from the partial aggregates of all visible loads and written when the run completes.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -9,6 +8,9 @@ use arrow::array::{ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::operators::arrange::arrangement::arrange_core;
+use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use differential_dataflow::VecCollection;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -16,62 +18,80 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::Stream;
 
-use super::partials::Partial;
+use super::partials::{DailyPartial, Partial, ProfilePartial};
 use crate::job::JobContext;
 use crate::lake::Lake;
 use crate::parquet_sink::FileFormat;
 
-/// One row of `junction_daily`: `(junction, day)` and `(total, hours, min, max)`.
-pub type DailyRow = ((i32, i32), (i64, i64, i32, i32));
-/// One row of `junction_profile`: `(junction, weekday, hour)` and `(total, samples)`.
-pub type ProfileRow = ((i32, u8, u8), (i64, i64));
-
 /// Builds both views from the partials and writes them under the lake; the returned stream is
 /// complete once both files are written.
+///
+/// Both views are keyed by junction: each reduction folds the partials of every visible load of
+/// one junction, weighted by their multiplicity.
 pub fn trend_views<'scope>(
     partials: VecCollection<'scope, u64, Partial>,
     lake: Lake,
     job: JobContext,
 ) -> Stream<'scope, u64, Vec<()>> {
-    let daily = partials
-        .clone()
-        .flat_map(|p| match p {
-            Partial::Daily(d) => Some(((d.junction, d.day), (d.total, d.hours, d.min, d.max))),
-            Partial::Profile(_) => None,
-        })
-        .reduce(|_key, input, output| {
-            let mut row = (0i64, 0i64, i32::MAX, i32::MIN);
-            for ((total, hours, min, max), count) in input {
-                row.0 += total * *count as i64;
-                row.1 += hours * *count as i64;
-                row.2 = row.2.min(*min);
-                row.3 = row.3.max(*max);
-            }
-            output.push((row, 1));
-        });
-    let profile = partials
-        .flat_map(|p| match p {
-            Partial::Profile(p) => Some(((p.junction, p.weekday, p.hour), (p.total, p.samples))),
-            Partial::Daily(_) => None,
-        })
-        .reduce(|_key, input, output| {
-            let mut row = (0i64, 0i64);
-            for ((total, samples), count) in input {
-                row.0 += total * *count as i64;
-                row.1 += samples * *count as i64;
-            }
-            output.push((row, 1));
-        });
+    // Each view is one file, written by one worker; it is reduced there too, as shipping
+    // partials to other processes and results back would cost more than the folds. The two
+    // views go to different workers, so that two processes write them side by side.
+    let last = partials.inner.scope().peers() - 1;
+    let daily = partials.clone().flat_map(|p| match p {
+        Partial::Daily(days) => days.first().map(|d| d.junction).map(|junction| (junction, days)),
+        Partial::Profile(_) => None,
+    });
+    let daily = reduce_on(daily, 0, |input| {
+        DailyPartial::fold(input.iter().flat_map(|(days, n)| days.iter().map(move |d| d.times(*n as i64))).collect())
+    });
+    let profile = partials.flat_map(|p| match p {
+        Partial::Profile(slots) => slots.first().map(|s| s.junction).map(|junction| (junction, slots)),
+        Partial::Daily(_) => None,
+    });
+    let profile = reduce_on(profile, last, |input| {
+        ProfilePartial::fold(
+            input.iter().flat_map(|(slots, n)| slots.iter().map(move |s| s.times(*n as i64))).collect(),
+        )
+    });
     let daily_done =
-        write_view(daily, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily, job.clone());
-    let profile_done = write_view(profile, lake, "junction_profile/junction_profile.parquet", encode_profile, job);
+        write_view(daily, 0, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily, job.clone());
+    let profile_done =
+        write_view(profile, last, lake, "junction_profile/junction_profile.parquet", encode_profile, job);
     daily_done.concat(profile_done)
 }
 
-/// Gathers a view on worker 0 and, once its input is complete, writes it as one Parquet file
-/// (replacing the previous one atomically).
+/// The collection of `fold(values of the junction)` for each junction, computed on worker `home`.
+fn reduce_on<'scope, V>(
+    collection: VecCollection<'scope, u64, (i32, V)>,
+    home: usize,
+    fold: fn(&[(&V, isize)]) -> V,
+) -> VecCollection<'scope, u64, (i32, V)>
+where
+    V: differential_dataflow::ExchangeData,
+{
+    let arranged = arrange_core::<_, _, ValBatcher<i32, V, u64, isize>, ValSpine<i32, V, u64, isize>>(
+        collection.inner,
+        Exchange::new(move |_: &((i32, V), u64, isize)| home as u64),
+        "ArrangeByJunction",
+        ValBatcher::new,
+    );
+    arranged
+        .reduce_abelian::<_, ValBuilder<i32, V, u64, isize>, ValSpine<i32, V, u64, isize>, _, _>(
+            "FoldJunction",
+            move |_junction, input, output| output.push((fold(input), 1)),
+            |buffer, junction, updates| {
+                buffer.clear();
+                buffer.extend(updates.drain(..).map(|(v, t, r)| ((*junction, v), t, r)));
+            },
+        )
+        .as_collection(|junction, v| (*junction, v.clone()))
+}
+
+/// Gathers a view on worker `writer` and, once its input is complete, writes it as one Parquet
+/// file (replacing the previous one atomically).
 fn write_view<'scope, D>(
     view: VecCollection<'scope, u64, D>,
+    writer: usize,
     lake: Lake,
     target: &'static str,
     encode: fn(Vec<D>) -> Result<Bytes>,
@@ -82,22 +102,20 @@ where
 {
     let index = view.inner.scope().index();
     view.inner.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-        Exchange::new(|_: &(D, u64, isize)| 0),
+        Exchange::new(move |_: &(D, u64, isize)| writer as u64),
         "WriteView",
         move |capability, _info| {
-            let mut capability = (index == 0).then_some(capability);
-            let mut rows: BTreeMap<D, isize> = BTreeMap::new();
+            let mut capability = (index == writer).then_some(capability);
+            let mut rows: Vec<(D, isize)> = Vec::new();
             move |(input, frontier), _output| {
-                input.for_each(|_cap, data| {
-                    for (row, _time, diff) in data.drain(..) {
-                        *rows.entry(row).or_insert(0) += diff;
-                    }
-                });
+                input.for_each(|_cap, data| rows.extend(data.drain(..).map(|(row, _time, diff)| (row, diff))));
                 if frontier.frontier().is_empty() && capability.is_some() {
-                    let visible: Vec<D> =
-                        std::mem::take(&mut rows).into_iter().filter(|(_, n)| *n > 0).map(|(row, _)| row).collect();
+                    let mut rows = std::mem::take(&mut rows);
+                    consolidate(&mut rows);
+                    let visible: Vec<D> = rows.into_iter().filter(|(_, n)| *n > 0).map(|(row, _)| row).collect();
                     let bytes = encode(visible).unwrap_or_else(|e| job.fail(&e));
                     lake.put(target, bytes).unwrap_or_else(|e| job.fail(&e));
+                    log::debug!(target: "traffic", "wrote {target}");
                     capability = None;
                 }
             }
@@ -105,7 +123,8 @@ where
     )
 }
 
-fn encode_daily(rows: Vec<DailyRow>) -> Result<Bytes> {
+fn encode_daily(junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
+    let rows: Vec<DailyPartial> = junctions.into_iter().flat_map(|(_, days)| days).collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("date", DataType::Date32, false),
@@ -116,19 +135,30 @@ fn encode_daily(rows: Vec<DailyRow>) -> Result<Bytes> {
         Field::new("hours", DataType::Int64, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .0))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.0 .1))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 .0))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1 .2))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1 .3))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1 .0 as f64 / r.1 .1 as f64))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 .1))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.junction))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.day))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.total))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.min))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.max))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.total as f64 / r.hours as f64))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.hours))),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    FileFormat::builder().sorted_by(&[0, 1]).build().encode(&schema, &[batch])
+    FileFormat::builder()
+        .without_dictionaries()
+        .delta("junction")
+        .delta("date")
+        .delta("total")
+        .delta("min")
+        .delta("max")
+        .delta("hours")
+        .sorted_by(&[0, 1])
+        .build()
+        .encode(&schema, &[batch])
 }
 
-fn encode_profile(rows: Vec<ProfileRow>) -> Result<Bytes> {
+fn encode_profile(junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
+    let rows: Vec<ProfilePartial> = junctions.into_iter().flat_map(|(_, slots)| slots).collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("weekday", DataType::Int32, false),
@@ -137,12 +167,12 @@ fn encode_profile(rows: Vec<ProfileRow>) -> Result<Bytes> {
         Field::new("samples", DataType::Int64, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .0))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .1 as i32))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 .2 as i32))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1 .0 as f64 / r.1 .1 as f64))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 .1))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.junction))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.weekday as i32))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.hour as i32))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.total as f64 / r.samples as f64))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.samples))),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    FileFormat::builder().sorted_by(&[0, 1, 2]).build().encode(&schema, &[batch])
+    FileFormat::builder().without_dictionaries().sorted_by(&[0, 1, 2]).build().encode(&schema, &[batch])
 }

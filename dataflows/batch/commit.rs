@@ -12,9 +12,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{
-    chunk_record_path, chunk_records_dir, load_commit_path, load_partials_path, ChunkRecord, ChunkReport, LoadCommit,
-};
+use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, ChunkReport, LoadCommit};
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan};
 use crate::checkpoint::{create_record, publish};
@@ -85,8 +83,9 @@ struct CommitLog {
     summary: Summary,
 }
 
-/// Partial aggregates of the visible loads, by load id (for retraction when one is replaced).
-type VisiblePartials = HashMap<String, Partials>;
+/// Partial aggregates of the visible loads, by load id, as they entered the collection (for
+/// retraction when one is replaced).
+type VisiblePartials = HashMap<String, Vec<Partials>>;
 
 struct PendingLoad {
     plan: LoadPlan,
@@ -103,7 +102,7 @@ impl CommitLog {
             plan.current.iter().flat_map(|(_, partials)| partials.records().map(|p| (p, 1))).collect();
         let mut log = CommitLog {
             lake,
-            visible: plan.current.into_iter().map(|(commit, partials)| (commit.load_id, partials)).collect(),
+            visible: plan.current.into_iter().map(|(commit, partials)| (commit.load_id, vec![partials])).collect(),
             loads: HashMap::new(),
             next_seq: plan.next_seq,
             summary: Summary { skipped: plan.skipped, ..Default::default() },
@@ -157,7 +156,7 @@ impl CommitLog {
         let retired: Vec<String> = plan
             .replaces
             .iter()
-            .flat_map(|old| old.files.iter().map(|f| f.target.clone()).chain([old.partials.clone()]))
+            .flat_map(|old| old.files.iter().map(|f| f.target.clone()).chain(old.partials.iter().cloned()))
             .filter(|t| !targets.contains(t.as_str()))
             .collect();
         let commit = LoadCommit {
@@ -171,14 +170,14 @@ impl CommitLog {
             files,
             retired,
             replaces: plan.replaces.as_ref().map(|c| c.load_id.clone()),
-            partials: load_partials_path(&plan.load_id),
+            // The chunks' partials stay where the loaders wrote them: merging them here would put
+            // work on the path between the last chunk and the trend views.
+            partials: records.values().map(|r| r.partials.clone()).collect(),
         };
-        let chunk_partials: Vec<String> = records.values().map(|r| r.partials.clone()).collect();
         let missing: Vec<String> =
             records.values().filter(|r| !partials.contains_key(&r.chunk)).map(|r| r.partials.clone()).collect();
-        let read_back = Partials::read_all(&self.lake, &missing)?;
-        let merged = Partials::merge(partials.values().chain(read_back.iter()));
-        self.lake.put(&commit.partials, merged.to_parquet()?)?;
+        let mut loaded: Vec<Partials> = partials.into_values().collect();
+        loaded.extend(Partials::read_all(&self.lake, &missing)?);
         create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
         publish(&self.lake, &commit.files)?;
         self.lake.delete_many(&commit.retired)?;
@@ -190,12 +189,11 @@ impl CommitLog {
         self.summary.written += commit.written;
         self.summary.quarantined += commit.quarantined;
         self.summary.files += commit.files.len() as u64;
-        self.lake.delete_many(&chunk_partials)?;
-        let mut changes: Vec<(Partial, isize)> = merged.records().map(|p| (p, 1)).collect();
+        let mut changes: Vec<(Partial, isize)> = loaded.iter().flat_map(|p| p.records().map(|p| (p, 1))).collect();
         if let Some(old) = plan.replaces.as_ref().and_then(|old| self.visible.remove(&old.load_id)) {
-            changes.extend(old.records().map(|p| (p, -1)));
+            changes.extend(old.iter().flat_map(|p| p.records().map(|p| (p, -1))));
         }
-        self.visible.insert(plan.load_id.clone(), merged);
+        self.visible.insert(plan.load_id.clone(), loaded);
         Ok(changes)
     }
 

@@ -87,6 +87,7 @@ pub fn load_chunk(
     quarantine: &FileFormat,
     progress: &Progress,
 ) -> Result<ChunkReport> {
+    let started = std::time::Instant::now();
     let reader = task.source.reader()?;
     let lines = read_lines(&reader, task.range.0..task.range.1, task.source.size)?;
     let parsed =
@@ -143,7 +144,10 @@ pub fn load_chunk(
     }
     let partials_path = chunk_partials_path(&task.load_id, task.chunk);
     uploads.push((partials_path.clone(), encoded));
+    let staged_at = started.elapsed();
     lake.put_many(uploads)?;
+    let total = started.elapsed();
+    log::debug!(target: "traffic", "chunk {unit}: {read} rows in {total:?}, of which {:?} writing", total - staged_at);
     let record = ChunkRecord {
         load_id: task.load_id.clone(),
         chunk: task.chunk,

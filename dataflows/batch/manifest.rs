@@ -30,11 +30,6 @@ pub fn chunk_partials_dir(load_id: &str) -> String {
     format!("_manifests/partials/{load_id}")
 }
 
-/// Where a published load's merged partial aggregates are.
-pub fn load_partials_path(load_id: &str) -> String {
-    format!("_manifests/partials/{load_id}.parquet")
-}
-
 /// The folder of load commits.
 pub const LOAD_COMMITS: &str = "_manifests/loads";
 
@@ -92,6 +87,50 @@ pub struct LoadCommit {
     pub retired: Vec<String>,
     /// The load this one replaces, if the input was loaded before.
     pub replaces: Option<String>,
-    /// Where the partial aggregates of all the load's rows are.
-    pub partials: String,
+    /// Where the partial aggregates of the load's rows are: its chunks' files (the first
+    /// versions of the format merged them into one file).
+    #[serde(deserialize_with = "one_or_many")]
+    pub partials: Vec<String>,
+}
+
+/// Reads a list of strings, or a single string as a list of one.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(path) => vec![path],
+        OneOrMany::Many(paths) => paths,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_json(partials: &str) -> String {
+        format!(
+            r#"{{"seq":3,"load_id":"ab","source":{{"url":"file:///in.csv","size":10,"modified":1,"etag":null}},
+               "chunks":2,"read":5,"written":4,"quarantined":1,"files":[],"retired":[],"replaces":null,
+               "partials":{partials}}}"#
+        )
+    }
+
+    #[test]
+    fn load_commits_list_their_chunk_partials() {
+        let commit: LoadCommit = serde_json::from_str(&commit_json(r#"["p/ab/000000.parquet","p/ab/000001.parquet"]"#))
+            .expect("current format");
+        assert_eq!(commit.partials, vec!["p/ab/000000.parquet", "p/ab/000001.parquet"]);
+        let reread: LoadCommit = serde_json::from_str(&serde_json::to_string(&commit).unwrap()).unwrap();
+        assert_eq!(reread, commit);
+    }
+
+    #[test]
+    fn load_commits_of_the_first_format_name_one_merged_file() {
+        let commit: LoadCommit = serde_json::from_str(&commit_json(r#""_manifests/partials/ab.parquet""#)).unwrap();
+        assert_eq!(commit.partials, vec!["_manifests/partials/ab.parquet"]);
+    }
 }

@@ -145,8 +145,10 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
     }
 
     let visible: Vec<LoadCommit> = current.values().cloned().collect();
-    let paths: Vec<String> = visible.iter().map(|c| c.partials.clone()).collect();
-    let partials = Partials::read_all(lake, &paths)?;
+    let mut partials = Vec::with_capacity(visible.len());
+    for commit in &visible {
+        partials.push(Partials::merge(&Partials::read_all(lake, &commit.partials)?));
+    }
     let mut plan = Plan { next_seq, current: visible.into_iter().zip(partials).collect(), ..Default::default() };
     let mut to_load = Vec::new();
     for input in inputs {
@@ -204,9 +206,7 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
 fn finish_publication(lake: &Lake, commit: &LoadCommit) -> Result<()> {
     publish(lake, &commit.files)?;
     lake.delete_many(&commit.retired)?;
-    let mut leftovers: Vec<String> =
-        lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
-    leftovers.extend(lake.list(&chunk_partials_dir(&commit.load_id))?.into_iter().map(|e| e.path));
+    let leftovers: Vec<String> = lake.list(&chunk_records_dir(&commit.load_id))?.into_iter().map(|e| e.path).collect();
     lake.delete_many(&leftovers)
 }
 
@@ -221,8 +221,9 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
     let mut live: HashSet<String> = live_loads.iter().map(|id| format!("{}/", chunk_records_dir(id))).collect();
     live.extend(live_loads.iter().map(|id| format!("{}/", chunk_partials_dir(id))));
     let mut stale: Vec<String> = lake.list("_manifests/chunks")?.into_iter().map(|e| e.path).collect();
-    // Chunk partials sit in per-load folders; published loads' merged files sit beside them.
-    stale.extend(lake.list("_manifests/partials")?.into_iter().map(|e| e.path).filter(|p| p.matches('/').count() > 2));
+    // Partials of visible loads stay until a reload retires them; other loads' are leftovers.
+    let visible: HashSet<&String> = plan.current.iter().flat_map(|(commit, _)| &commit.partials).collect();
+    stale.extend(lake.list("_manifests/partials")?.into_iter().map(|e| e.path).filter(|p| !visible.contains(p)));
     stale.retain(|p| !live.iter().any(|prefix| p.starts_with(prefix)));
     lake.delete_many(&stale)?;
     if discarded + stale.len() > 0 {

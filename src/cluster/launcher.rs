@@ -22,7 +22,8 @@ pub fn launch_local(args: &[String], processes: usize) -> Result<()> {
             forwarded = true;
         }
         match group.poll() {
-            GroupState::Running => std::thread::sleep(Duration::from_millis(50)),
+            // Polled often: the launcher's exit is the end of the job for whoever timed it.
+            GroupState::Running => std::thread::sleep(Duration::from_millis(5)),
             GroupState::Succeeded => return Ok(()),
             GroupState::Failed(index, status, last) => {
                 group.kill();

@@ -62,6 +62,13 @@ impl FormatBuilder {
         self
     }
 
+    /// Turns dictionaries off for every column: they cost a hash per value and save nothing on
+    /// files whose columns are nearly unique, such as aggregates keyed by junction and day.
+    pub fn without_dictionaries(mut self) -> Self {
+        self.inner = self.inner.set_dictionary_enabled(false);
+        self
+    }
+
     /// Records that rows are sorted by these column indices, ascending, in this order.
     pub fn sorted_by(mut self, columns: &[usize]) -> Self {
         let sorting = columns
