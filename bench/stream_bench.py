@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from kafka_broker import Broker  # noqa: E402
 from measure import PeakMemory, percentile  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAFFIC = os.path.join(ROOT, "target/release/traffic")
+TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
 RAW = os.path.join(ROOT, "target/release/examples/raw_consume")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,8 +51,14 @@ def latest_checkpoint(output):
 
 
 def run_traffic(bootstrap, topic, workers, expected, epoch="1s", extra=()):
-    """Drains `expected` messages with `traffic run stream`; returns seconds, rate and peak memory."""
+    """Drains `expected` messages with `traffic run stream`.
+
+    Returns the whole-drain rate (start-up and the wait for the last epoch to close included) and
+    the sustained rate: the median of the records read per epoch over the epochs in which the
+    stream was busy from start to end (every epoch with data but the first and the last).
+    """
     output = tempfile.mkdtemp(prefix="traffic-bench-stream-")
+    epoch_seconds = float(epoch.rstrip("s"))
     start = time.perf_counter()
     process = subprocess.Popen(
         [TRAFFIC, "run", "stream", "--brokers", bootstrap, "--topic", topic, "--output", output, "--epoch", epoch,
@@ -59,26 +66,32 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", extra=()):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     memory = PeakMemory(process.pid)
-    first = None  # (time, read) at the first checkpoint with data: startup excluded from the rate
-    while True:
-        checkpoint = latest_checkpoint(output)
-        read = checkpoint["totals"]["read"] if checkpoint else 0
-        if read and first is None:
-            first = (time.perf_counter(), read)
-        if read >= expected:
-            break
-        if process.poll() is not None:
+    per_epoch, seen, read = {}, set(), 0
+    while read < expected:
+        # Only the last ten checkpoints are kept: poll often enough to see every one.
+        for path in glob.glob(f"{output}/_checkpoints/*.json"):
+            if path in seen:
+                continue
+            try:
+                with open(path) as f:
+                    checkpoint = json.load(f)
+            except (OSError, ValueError):
+                continue
+            seen.add(path)
+            per_epoch[checkpoint["epoch"]] = checkpoint["epoch_totals"]["read"]
+            read = max(read, checkpoint["totals"]["read"])
+        if read < expected and process.poll() is not None:
             raise RuntimeError("traffic stream exited early")
         time.sleep(0.02)
-    now = time.perf_counter()
-    seconds = now - start
-    sustained = (expected - first[1]) / (now - first[0]) if now > first[0] and expected > first[1] else expected / seconds
+    seconds = time.perf_counter() - start
+    busy = [n for _, n in sorted(per_epoch.items()) if n > 0][1:-1]
+    sustained = statistics.median(busy) / epoch_seconds if busy else expected / seconds
     process.send_signal(signal.SIGTERM)
     process.wait()
     peak = memory.stop()
     shutil.rmtree(output, ignore_errors=True)
     return {"tool": "traffic", "seconds": round(seconds, 3), "rate": round(expected / seconds),
-            "sustained_rate": round(sustained), "peak_mb": peak // 1024}
+            "sustained_rate": round(sustained), "busy_epochs": len(busy), "peak_mb": peak // 1024}
 
 
 def run_raw(bootstrap, topic):
