@@ -19,7 +19,9 @@ use super::checkpoint::{epoch_at, Totals};
 use super::commit::CommitItem;
 use super::plan::Assignment;
 use super::reading::parse_reading;
-use super::schema::{quarantine_batch, quarantine_schema, readings_schema, ReadingColumns, Rejected};
+use super::schema::{
+    epoch_file_format, quarantine_batch, quarantine_schema, readings_schema, ReadingColumns, Rejected,
+};
 use super::windows::{WindowAgg, WindowPartial, WindowSettings};
 use crate::calendar::{date_label, day_of};
 use crate::checkpoint::StagedFile;
@@ -80,7 +82,7 @@ pub fn ingest<'scope>(
                 let mut capability: Option<Capability<u64>> = None;
                 let mut epoch: Option<OpenEpoch> = None;
                 let mut reader: Option<PartitionReader> = None;
-                let format = FileFormat::builder().build();
+                let format = epoch_file_format();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         if capability.is_none() {

@@ -13,6 +13,7 @@ use base64::Engine;
 use super::episodes::EpisodeRow;
 use super::windows::WindowRow;
 use crate::calendar::{date_label, day_of};
+use crate::parquet_sink::FileFormat;
 
 fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -20,6 +21,14 @@ fn utc() -> DataType {
 
 fn cached(cell: &'static OnceLock<SchemaRef>, fields: impl FnOnce() -> Vec<Field>) -> SchemaRef {
     cell.get_or_init(|| Arc::new(Schema::new(fields()))).clone()
+}
+
+/// Writer settings for `readings/` and `quarantine/` files: offsets and time stamps rise within a
+/// partition, so delta encoding stores them in a few bits each, where dictionaries would overflow
+/// and fall back to eight plain bytes per value; sensor ids, partitions and measurements keep their
+/// dictionaries.
+pub fn epoch_file_format() -> FileFormat {
+    FileFormat::builder().delta("timestamp").delta("kafka_offset").build()
 }
 
 /// `sensor_id, timestamp, average_speed, traffic_density, kafka_partition, kafka_offset`.
