@@ -16,12 +16,11 @@ use timely::dataflow::operators::{Capability, OkErr};
 use timely::dataflow::StreamVec;
 
 use super::checkpoint::{epoch_at, Totals};
+use super::columns::ReadingColumns;
 use super::commit::CommitItem;
 use super::plan::Assignment;
 use super::reading::parse_reading;
-use super::schema::{
-    epoch_file_format, quarantine_batch, quarantine_schema, readings_schema, ReadingColumns, Rejected,
-};
+use super::schema::{epoch_file_format, quarantine_batch, quarantine_schema, readings_schema, Rejected};
 use super::windows::{WindowAgg, WindowPartial, WindowSettings};
 use crate::calendar::{date_label, day_of};
 use crate::checkpoint::StagedFile;
@@ -107,14 +106,14 @@ pub fn ingest<'scope>(
                             reader.insert(opened.unwrap_or_else(|e| job.fail(&e)))
                         }
                     };
-                    let open = epoch.get_or_insert_with(|| OpenEpoch::new(*cap.time()));
+                    let open = epoch.get_or_insert_with(|| OpenEpoch::new(*cap.time(), ReadingColumns::default()));
                     let read = open.poll(reader, &settings.windows, &job.progress).unwrap_or_else(|e| job.fail(&e));
                     let now = epoch_at(SystemTime::now(), settings.epoch);
                     let stopping = job.stop.get();
                     if stopping || now > open.epoch || open.opened.elapsed() >= settings.epoch {
                         let closing = epoch.take().expect("open epoch");
                         let number = closing.epoch;
-                        let (report, partials) =
+                        let (report, partials, columns) =
                             closing.close(worker, reader, &lake, &format).unwrap_or_else(|e| job.fail(&e));
                         let mut session = output.session(&*cap);
                         session.give_iterator(partials.into_iter().map(Ok));
@@ -126,7 +125,7 @@ pub fn ingest<'scope>(
                         }
                         let next = (number + 1).max(now);
                         cap.downgrade(&next);
-                        epoch = Some(OpenEpoch::new(next));
+                        epoch = Some(OpenEpoch::new(next, columns));
                     }
                     if read > 0 {
                         activator.activate();
@@ -151,11 +150,11 @@ struct OpenEpoch {
 }
 
 impl OpenEpoch {
-    fn new(epoch: u64) -> Self {
+    fn new(epoch: u64, readings: ReadingColumns) -> Self {
         OpenEpoch {
             epoch,
             opened: Instant::now(),
-            readings: ReadingColumns::default(),
+            readings,
             rejected: Vec::new(),
             windows: FxHashMap::default(),
             read: 0,
@@ -207,26 +206,30 @@ impl OpenEpoch {
         Ok(count)
     }
 
-    /// Stages the epoch's files and returns its report and window partials.
+    /// Stages the epoch's files; returns its report, its window partials and the emptied columns
+    /// for the next epoch.
     fn close(
         mut self,
         worker: usize,
         reader: &PartitionReader,
         lake: &Lake,
         format: &FileFormat,
-    ) -> Result<(EpochReport, Vec<WindowPartial>)> {
+    ) -> Result<(EpochReport, Vec<WindowPartial>, ReadingColumns)> {
         let unit = format!("e{:020}-w{worker:04}", self.epoch);
         let name = format!("part-e{:020}-w{worker:04}.parquet", self.epoch);
         let mut files = Vec::new();
         let mut uploads = Vec::new();
         let written = self.readings.len() as u64;
+        let mut encoded = Vec::new();
         for (date, batch) in self.readings.take_batches() {
             let rows = batch.num_rows() as u64;
-            let bytes = format.encode(&readings_schema(), &[batch])?;
+            let bytes = format.encode(&readings_schema(), std::slice::from_ref(&batch))?;
             let file = StagedFile::new(&unit, format!("readings/date={date}/{name}"), rows, bytes.len() as u64);
             uploads.push((file.staged.clone(), bytes));
             files.push(file);
+            encoded.push(batch);
         }
+        self.readings.recycle(encoded);
         if !self.rejected.is_empty() {
             let date = date_label(day_of(self.rejected[0].received_at));
             let bytes = format.encode(&quarantine_schema(), &[quarantine_batch(&self.rejected)])?;
@@ -255,6 +258,6 @@ impl OpenEpoch {
                 })
             })
             .collect();
-        Ok((report, partials))
+        Ok((report, partials, self.readings))
     }
 }

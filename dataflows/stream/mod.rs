@@ -7,6 +7,7 @@
 //! once the progress frontier passes it, then publishes the epoch's files.
 
 mod checkpoint;
+mod columns;
 mod commit;
 mod episodes;
 mod ingest;

@@ -1,18 +1,14 @@
 //! The speed layer's tables: readings, quarantine, windows and congestion episodes.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, StringBuilder, TimestampMicrosecondArray,
-};
+use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use base64::Engine;
 
 use super::episodes::EpisodeRow;
 use super::windows::WindowRow;
-use crate::calendar::{date_label, day_of};
 use crate::parquet_sink::FileFormat;
 
 fn utc() -> DataType {
@@ -44,59 +40,6 @@ pub fn readings_schema() -> SchemaRef {
             Field::new("kafka_offset", DataType::Int64, false),
         ]
     })
-}
-
-/// Readings of one epoch on one worker, split by event date, built column by column.
-#[derive(Default)]
-pub struct ReadingColumns {
-    by_date: BTreeMap<i32, DateColumns>,
-}
-
-#[derive(Default)]
-struct DateColumns {
-    sensor_id: StringBuilder,
-    timestamp: Vec<i64>,
-    speed: Vec<f64>,
-    density: Vec<f64>,
-    partition: Vec<i32>,
-    offset: Vec<i64>,
-}
-
-impl ReadingColumns {
-    /// Appends one reading.
-    pub fn push(&mut self, sensor_id: &str, timestamp: i64, speed: f64, density: f64, partition: i32, offset: i64) {
-        let date = self.by_date.entry(day_of(timestamp)).or_default();
-        date.sensor_id.append_value(sensor_id);
-        date.timestamp.push(timestamp);
-        date.speed.push(speed);
-        date.density.push(density);
-        date.partition.push(partition);
-        date.offset.push(offset);
-    }
-
-    /// Rows held.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> usize {
-        self.by_date.values().map(|d| d.timestamp.len()).sum()
-    }
-
-    /// One batch per event date (`YYYY-MM-DD`), emptying the buffer.
-    pub fn take_batches(&mut self) -> Vec<(String, RecordBatch)> {
-        std::mem::take(&mut self.by_date)
-            .into_iter()
-            .map(|(day, mut c)| {
-                let columns: Vec<ArrayRef> = vec![
-                    Arc::new(c.sensor_id.finish()),
-                    Arc::new(TimestampMicrosecondArray::from(c.timestamp).with_timezone("UTC")),
-                    Arc::new(Float64Array::from(c.speed)),
-                    Arc::new(Float64Array::from(c.density)),
-                    Arc::new(Int32Array::from(c.partition)),
-                    Arc::new(Int64Array::from(c.offset)),
-                ];
-                (date_label(day), RecordBatch::try_new(readings_schema(), columns).expect("readings schema"))
-            })
-            .collect()
-    }
 }
 
 /// `kafka_partition, kafka_offset, payload, payload_encoding, reason, received_at`.
