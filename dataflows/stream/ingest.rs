@@ -103,6 +103,7 @@ pub fn ingest<'scope>(
                                 &settings.group,
                                 offsets.clone(),
                             );
+                            log::debug!(target: "traffic", "stream: worker {worker} reading {} partitions", offsets.len());
                             reader.insert(opened.unwrap_or_else(|e| job.fail(&e)))
                         }
                     };
