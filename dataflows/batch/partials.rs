@@ -63,6 +63,14 @@ pub struct ProfilePartial {
 }
 
 impl DailyPartial {
+    /// Adds the rows of `other`, a partial of the same junction and day.
+    pub fn absorb(&mut self, other: &DailyPartial) {
+        self.total += other.total;
+        self.hours += other.hours;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     /// The partial of `copies` identical sets of rows.
     pub fn times(self, copies: i64) -> DailyPartial {
         DailyPartial { total: self.total * copies, hours: self.hours * copies, ..self }
@@ -76,10 +84,7 @@ impl DailyPartial {
         daily.dedup_by(|next, kept| {
             let same = (next.junction, next.day) == (kept.junction, kept.day);
             if same {
-                kept.total += next.total;
-                kept.hours += next.hours;
-                kept.min = kept.min.min(next.min);
-                kept.max = kept.max.max(next.max);
+                kept.absorb(next);
             }
             same
         });
@@ -313,15 +318,7 @@ fn partials_schema() -> SchemaRef {
 }
 
 fn merge_daily(daily: &mut BTreeMap<(i32, i32), DailyPartial>, key: (i32, i32), part: DailyPartial) {
-    daily
-        .entry(key)
-        .and_modify(|d| {
-            d.total += part.total;
-            d.hours += part.hours;
-            d.min = d.min.min(part.min);
-            d.max = d.max.max(part.max);
-        })
-        .or_insert(part);
+    daily.entry(key).and_modify(|d| d.absorb(&part)).or_insert(part);
 }
 
 #[cfg(test)]

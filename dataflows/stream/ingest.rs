@@ -3,11 +3,10 @@
 //! reports them, with its partitions' next offsets, to the committer.
 
 use std::collections::BTreeMap;
-
-use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;

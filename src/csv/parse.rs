@@ -158,14 +158,15 @@ fn parse_int(field: &[u8]) -> Result<i64, String> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
+    let bad = || String::from_utf8_lossy(text).into_owned();
     if digits.is_empty() || digits.len() > 18 {
-        return Err(String::from_utf8_lossy(text).into_owned());
+        return Err(bad());
     }
     let mut value: i64 = 0;
     for &byte in digits {
         let digit = byte.wrapping_sub(b'0');
         if digit > 9 {
-            return Err(String::from_utf8_lossy(text).into_owned());
+            return Err(bad());
         }
         value = value * 10 + digit as i64;
     }
