@@ -15,6 +15,9 @@ use arrow::record_batch::RecordBatch;
 use super::schema::readings_schema;
 use crate::calendar::{date_label, day_of};
 
+/// Spare date columns kept between epochs.
+const MAX_SPARE: usize = 4;
+
 /// The readings of an epoch, by event date.
 ///
 /// At a million readings per second an epoch's columns are tens of megabytes. Allocating them
@@ -147,10 +150,21 @@ impl ReadingColumns {
     }
 
     /// Takes back the memory of batches from [`ReadingColumns::take_batches`] once encoded.
+    ///
+    /// Only columns that the epoch filled to at least a quarter are kept: after a burst (a backlog
+    /// drained at start-up) the next ordinary epoch lets the burst's memory go instead of holding
+    /// it for the life of the stream.
     pub fn recycle(&mut self, batches: impl IntoIterator<Item = RecordBatch>) {
-        // A few dates' worth is all an epoch needs; more would only hold memory.
-        for batch in batches.into_iter().take(4usize.saturating_sub(self.spare.len())) {
-            self.spare.push(DateColumns::reclaim(batch));
+        for batch in batches {
+            // A few dates' worth is all an epoch needs; more would only hold memory.
+            if self.spare.len() >= MAX_SPARE {
+                break;
+            }
+            let rows = batch.num_rows();
+            let columns = DateColumns::reclaim(batch);
+            if columns.speed.capacity() <= rows.saturating_mul(4) {
+                self.spare.push(columns);
+            }
         }
     }
 }
@@ -181,6 +195,25 @@ mod tests {
             assert!(reused.speed.capacity() >= 1000 && reused.speed.is_empty());
             assert_eq!(reused.speed.as_ptr(), pointer, "the same memory comes back");
             assert_eq!(reused.sensor_offsets, vec![0]);
+        }
+    }
+
+    #[test]
+    fn the_memory_of_a_burst_is_let_go_after_an_ordinary_epoch() {
+        let mut columns = ReadingColumns::default();
+        let day = 20_000i64 * 86_400_000_000;
+        for (epoch, rows) in [100_000, 10, 10].into_iter().enumerate() {
+            for i in 0..rows {
+                columns.push("S1", day + i, 50.0, 20.0, 0, i);
+            }
+            let batches = columns.take_batches().into_iter().map(|(_, b)| b);
+            columns.recycle(batches);
+            let kept: Vec<usize> = columns.spare.iter().map(|c| c.speed.capacity()).collect();
+            match epoch {
+                0 => assert!(kept.len() == 1 && kept[0] >= 100_000, "the burst's columns serve the next epoch"),
+                1 => assert!(kept.is_empty(), "a tenth-full epoch lets them go: {kept:?}"),
+                _ => assert!(kept.len() == 1 && kept[0] < 100, "small columns are kept again: {kept:?}"),
+            }
         }
     }
 }

@@ -103,15 +103,47 @@ pub struct WindowPartial {
     pub max_event: i64,
 }
 
-/// The admission state of one sensor: its latest event time and its open windows' partials.
+/// The admission state of one sensor: its latest event time and its open windows' aggregates.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SensorWindows {
     /// Sensor id.
     pub sensor: String,
     /// Latest event time seen (the sensor's watermark).
     pub watermark: i64,
-    /// Admitted partials of each open window, as they entered the collection.
-    pub windows: BTreeMap<i64, Vec<WindowAgg>>,
+    /// The aggregate of each open window, exactly as it stands in the collection: one record per
+    /// window, replaced when a partial arrives, so state and checkpoints do not grow with the
+    /// number of epochs a window spans.
+    #[serde(deserialize_with = "merged_windows")]
+    pub windows: BTreeMap<i64, WindowAgg>,
+}
+
+/// Reads open windows; checkpoints of the first format list each window's partials, merged here.
+/// Only self-describing formats (the JSON of checkpoints) can hold that older form: the binary
+/// encoding between workers always carries one aggregate per window.
+fn merged_windows<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<i64, WindowAgg>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Merged(WindowAgg),
+        Partials(Vec<WindowAgg>),
+    }
+    if !deserializer.is_human_readable() {
+        return BTreeMap::deserialize(deserializer);
+    }
+    let stored = BTreeMap::<i64, Stored>::deserialize(deserializer)?;
+    Ok(stored
+        .into_iter()
+        .map(|(start, window)| {
+            let agg = match window {
+                Stored::Merged(agg) => agg,
+                Stored::Partials(partials) => partials.iter().fold(WindowAgg::default(), |mut total, agg| {
+                    total.merge(agg, 1);
+                    total
+                }),
+            };
+            (start, agg)
+        })
+        .collect())
 }
 
 /// Input of the admission operator: restored state (at the first epoch) or new partials.
@@ -191,10 +223,8 @@ pub fn admit<'scope>(
                     for item in items {
                         match item {
                             AdmissionInput::Restore(state) => {
-                                for (&start, aggs) in &state.windows {
-                                    for agg in aggs {
-                                        session.give(Ok((((state.sensor.clone(), start), *agg), epoch, 1)));
-                                    }
+                                for (&start, agg) in &state.windows {
+                                    session.give(Ok((((state.sensor.clone(), start), *agg), epoch, 1)));
                                 }
                                 advanced.insert(state.sensor.clone());
                                 sensors.insert(state.sensor.clone(), state);
@@ -206,10 +236,8 @@ pub fn admit<'scope>(
                         let state = sensors.get_mut(&sensor).expect("sensor state");
                         let open =
                             state.windows.split_off(&(state.watermark - settings.window - settings.lateness + 1));
-                        for (start, aggs) in std::mem::replace(&mut state.windows, open) {
-                            for agg in aggs {
-                                session.give(Ok((((sensor.clone(), start), agg), epoch, -1)));
-                            }
+                        for (start, agg) in std::mem::replace(&mut state.windows, open) {
+                            session.give(Ok((((sensor.clone(), start), agg), epoch, -1)));
                         }
                         touched.insert(sensor);
                     }
@@ -226,8 +254,14 @@ pub fn admit<'scope>(
                         if settings.is_closed(partial.window_start, state.watermark) {
                             late += partial.agg.count as u64;
                         } else {
-                            state.windows.entry(partial.window_start).or_default().push(partial.agg);
-                            session.give(Ok((((partial.sensor.clone(), partial.window_start), partial.agg), epoch, 1)));
+                            let key = (partial.sensor.clone(), partial.window_start);
+                            let mut merged = partial.agg;
+                            if let Some(previous) = state.windows.get(&partial.window_start) {
+                                session.give(Ok(((key.clone(), *previous), epoch, -1)));
+                                merged.merge(previous, 1);
+                            }
+                            state.windows.insert(partial.window_start, merged);
+                            session.give(Ok(((key, merged), epoch, 1)));
                         }
                         let max = latest.entry(partial.sensor.clone()).or_insert(i64::MIN);
                         *max = (*max).max(partial.max_event);
@@ -313,5 +347,20 @@ mod tests {
         assert_eq!(b.mean_speed(), 15.375);
         assert_eq!(b.speed_min, 10_500);
         assert_eq!(b.mean_density(), 85.0);
+    }
+
+    #[test]
+    fn checkpoints_of_the_first_format_list_partials_that_are_merged_on_load() {
+        let partial = |count, speed, min| WindowAgg { count, speed_sum: speed, speed_min: min, density_sum: 7 * count };
+        let old = serde_json::json!({
+            "sensor": "S1",
+            "watermark": 99,
+            "windows": {"0": [partial(2, 100, 40), partial(1, 30, 30)], "60000000": [partial(1, 50, 50)]}
+        });
+        let state: SensorWindows = serde_json::from_value(old).unwrap();
+        assert_eq!(state.windows[&0], partial(3, 130, 30));
+        assert_eq!(state.windows[&60_000_000], partial(1, 50, 50));
+        let again: SensorWindows = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        assert_eq!(again, state, "the current format reads back as written");
     }
 }
