@@ -235,7 +235,7 @@ def main():
         results["producer"] = produce(broker.bootstrap, "throughput", args.messages, 0, bad=0.001, sensors=1000)
         results["produce_seconds"] = round(time.perf_counter() - started, 2)
         results["raw"] = run_raw(broker.bootstrap, "throughput")
-        # The median of three drains: a drain takes seconds, and this shared VM varies 20-30 % run
+        # The median of three drains: a drain takes seconds, and this shared VM varies 20-40 % run
         # to run (as the batch benchmark, whose figures are medians of three as well).
         runs = sorted((run_traffic(broker.bootstrap, "throughput", args.workers, args.messages) for _ in range(3)),
                       key=lambda run: run["seconds"])

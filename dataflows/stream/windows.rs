@@ -79,6 +79,15 @@ impl WindowAgg {
         self.speed_min = self.speed_min.min(other.speed_min);
     }
 
+    /// The aggregate of `parts`, each counted `times` times.
+    pub fn total<'a>(parts: impl IntoIterator<Item = (&'a WindowAgg, i64)>) -> WindowAgg {
+        let mut total = WindowAgg::default();
+        for (agg, times) in parts {
+            total.merge(agg, times);
+        }
+        total
+    }
+
     /// Mean speed, km/h.
     pub fn mean_speed(&self) -> f64 {
         self.speed_sum as f64 / self.count.max(1) as f64 / SCALE
@@ -136,10 +145,7 @@ fn merged_windows<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<B
         .map(|(start, window)| {
             let agg = match window {
                 Stored::Merged(agg) => agg,
-                Stored::Partials(partials) => partials.iter().fold(WindowAgg::default(), |mut total, agg| {
-                    total.merge(agg, 1);
-                    total
-                }),
+                Stored::Partials(partials) => WindowAgg::total(partials.iter().map(|agg| (agg, 1))),
             };
             (start, agg)
         })
@@ -292,10 +298,7 @@ pub fn window_stats<'scope>(
     admitted: VecCollection<'scope, u64, (WindowKey, WindowAgg)>,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowAgg)> {
     admitted.reduce(|_key, partials, output| {
-        let mut total = WindowAgg::default();
-        for (agg, times) in partials {
-            total.merge(agg, *times as i64);
-        }
+        let total = WindowAgg::total(partials.iter().map(|(agg, times)| (*agg, *times as i64)));
         if total.count > 0 {
             output.push((total, 1));
         }
