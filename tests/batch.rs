@@ -22,6 +22,7 @@ fn dataset(url: &str) -> (Vec<Row>, common::reference::Daily, common::reference:
 fn assert_no_leftovers(url: &str) {
     assert_eq!(list(url, "_staging"), Vec::<String>::new(), "staged files left behind");
     assert_eq!(list(url, "_manifests/chunks"), Vec::<String>::new(), "chunk records left behind");
+    assert_eq!(list(url, "_manifests/claims"), Vec::<String>::new(), "chunk claims left behind");
 }
 
 #[test]

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::operators::arrange::arrangement::arrange_core;
 use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::core::Partition;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::Stream;
@@ -37,27 +38,45 @@ pub fn trend_views<'scope>(
     // partials to other processes and results back would cost more than the folds. The two
     // views go to different workers, so that two processes write them side by side.
     let last = partials.inner.scope().peers() - 1;
-    let daily = partials.clone().flat_map(|p| match p {
+    // Split by kind without copying: two consumers of one stream would each get a clone of it.
+    let mut kinds = partials.inner.partition::<CapacityContainerBuilder<Vec<_>>, _, _>(2, |update| match update.0 {
+        Partial::Daily(_) => (0, update),
+        Partial::Profile(_) => (1, update),
+    });
+    let (profile, daily) = (kinds.pop().expect("two kinds"), kinds.pop().expect("two kinds"));
+    let daily = daily.as_collection().flat_map(|p| match p {
         Partial::Daily(days) => days.first().map(|d| d.junction).map(|junction| (junction, days)),
         Partial::Profile(_) => None,
     });
-    let daily = reduce_on(daily, 0, |input| {
-        DailyPartial::fold(input.iter().flat_map(|(days, n)| days.iter().map(move |d| d.times(*n as i64))).collect())
-    });
-    let profile = partials.flat_map(|p| match p {
+    let daily = reduce_on(daily, 0, |input| DailyPartial::fold(weighted(input, DailyPartial::times)));
+    let profile = profile.as_collection().flat_map(|p| match p {
         Partial::Profile(slots) => slots.first().map(|s| s.junction).map(|junction| (junction, slots)),
         Partial::Daily(_) => None,
     });
-    let profile = reduce_on(profile, last, |input| {
-        ProfilePartial::fold(
-            input.iter().flat_map(|(slots, n)| slots.iter().map(move |s| s.times(*n as i64))).collect(),
-        )
-    });
+    let profile = reduce_on(profile, last, |input| ProfilePartial::fold(weighted(input, ProfilePartial::times)));
     let daily_done =
         write_view(daily, 0, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily, job.clone());
     let profile_done =
         write_view(profile, last, lake, "junction_profile/junction_profile.parquet", encode_profile, job);
     daily_done.concat(profile_done)
+}
+
+/// The partials of a reduction's input in one vector, each multiplied by its record's count.
+fn weighted<P: Copy>(input: &[(&Vec<P>, isize)], times: fn(P, i64) -> P) -> Vec<P> {
+    let mut all = Vec::with_capacity(input.iter().map(|(parts, _)| parts.len()).sum());
+    for (parts, count) in input {
+        all.extend(parts.iter().map(|p| times(*p, *count as i64)));
+    }
+    all
+}
+
+/// The rows of every junction in one vector, in junction order.
+fn flatten<P>(junctions: Vec<(i32, Vec<P>)>) -> Vec<P> {
+    let mut rows = Vec::with_capacity(junctions.iter().map(|(_, parts)| parts.len()).sum());
+    for (_, parts) in junctions {
+        rows.extend(parts);
+    }
+    rows
 }
 
 /// The collection of `fold(values of the junction)` for each junction, computed on worker `home`.
@@ -124,7 +143,7 @@ where
 }
 
 fn encode_daily(junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
-    let rows: Vec<DailyPartial> = junctions.into_iter().flat_map(|(_, days)| days).collect();
+    let rows = flatten(junctions);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("date", DataType::Date32, false),
@@ -158,7 +177,7 @@ fn encode_daily(junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
 }
 
 fn encode_profile(junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
-    let rows: Vec<ProfilePartial> = junctions.into_iter().flat_map(|(_, slots)| slots).collect();
+    let rows = flatten(junctions);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("weekday", DataType::Int32, false),

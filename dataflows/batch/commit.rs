@@ -14,7 +14,7 @@ use timely::dataflow::Stream;
 
 use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, ChunkReport, LoadCommit};
 use super::partials::{Partial, Partials};
-use super::plan::{LoadPlan, Plan};
+use super::plan::{LoadPlan, Plan, CLAIMS};
 use crate::checkpoint::{create_record, publish};
 use crate::job::{JobContext, Summary};
 use crate::lake::Lake;
@@ -81,11 +81,14 @@ struct CommitLog {
     loads: HashMap<String, PendingLoad>,
     next_seq: u64,
     summary: Summary,
+    /// Claims this run's loaders may have made, deleted when the run ends.
+    claims: Vec<String>,
 }
 
-/// Partial aggregates of the visible loads, by load id, as they entered the collection (for
-/// retraction when one is replaced).
-type VisiblePartials = HashMap<String, Vec<Partials>>;
+/// Partial aggregates of the loads visible at the start of the run, by load id, as they entered
+/// the collection (for retraction when one is replaced). A load published by this run is not
+/// replaced in the same run (inputs are distinct), so its partials are not kept.
+type VisiblePartials = HashMap<String, Partials>;
 
 struct PendingLoad {
     plan: LoadPlan,
@@ -102,10 +105,11 @@ impl CommitLog {
             plan.current.iter().flat_map(|(_, partials)| partials.records().map(|p| (p, 1))).collect();
         let mut log = CommitLog {
             lake,
-            visible: plan.current.into_iter().map(|(commit, partials)| (commit.load_id, vec![partials])).collect(),
+            visible: plan.current.into_iter().map(|(commit, partials)| (commit.load_id, partials)).collect(),
             loads: HashMap::new(),
             next_seq: plan.next_seq,
             summary: Summary { skipped: plan.skipped, ..Default::default() },
+            claims: plan.tasks.iter().filter_map(|t| t.claim.clone()).collect(),
         };
         for load in plan.loads {
             let records = load.recorded.iter().map(|r| (r.chunk, r.clone())).collect();
@@ -189,16 +193,17 @@ impl CommitLog {
         self.summary.written += commit.written;
         self.summary.quarantined += commit.quarantined;
         self.summary.files += commit.files.len() as u64;
-        let mut changes: Vec<(Partial, isize)> = loaded.iter().flat_map(|p| p.records().map(|p| (p, 1))).collect();
+        let mut changes: Vec<(Partial, isize)> = Partials::load_records(&loaded).into_iter().map(|p| (p, 1)).collect();
         if let Some(old) = plan.replaces.as_ref().and_then(|old| self.visible.remove(&old.load_id)) {
-            changes.extend(old.iter().flat_map(|p| p.records().map(|p| (p, -1))));
+            changes.extend(old.records().map(|p| (p, -1)));
         }
-        self.visible.insert(plan.load_id.clone(), loaded);
         Ok(changes)
     }
 
     fn finish(self, stopped: bool) -> Result<Summary> {
+        self.lake.delete_many(&self.claims)?;
         self.lake.tidy(crate::checkpoint::STAGING);
+        self.lake.tidy(CLAIMS);
         self.lake.tidy("_manifests/chunks");
         let mut detail = format!("output {}", self.lake.url());
         if stopped && !self.loads.is_empty() {

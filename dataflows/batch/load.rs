@@ -23,8 +23,9 @@ use crate::parquet_sink::FileFormat;
 use crate::progress::Progress;
 
 /// The loading operator: each worker receives its tasks, waits for the whole plan (the frontier
-/// passing time 0), then loads its chunks in time order, one per activation, holding a capability
-/// at the next chunk's time so the frontier tells the committer which chunks are finished.
+/// passing time 0), then loads its chunks in time order, one per activation: those dealt to it,
+/// then those of the plan's tail that it claims first. It holds a capability at the next chunk's
+/// time, so the frontier tells the committer which chunks are finished.
 pub fn loader<'scope>(
     tasks: Stream<'scope, u64, Vec<ChunkTask>>,
     lake: Lake,
@@ -58,12 +59,18 @@ pub fn loader<'scope>(
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
-                let Some((&time, _)) = queue.first_key_value() else {
-                    capability = None;
-                    return;
+                // The first task this worker dealt or claimed; claims others won are passed over.
+                let task = loop {
+                    let Some((&time, _)) = queue.first_key_value() else {
+                        capability = None;
+                        return;
+                    };
+                    let task = queue.remove(&time).expect("first task");
+                    cap.downgrade(&time);
+                    if claim(&lake, &task).unwrap_or_else(|e| job.fail(&e)) {
+                        break task;
+                    }
                 };
-                let task = queue.remove(&time).expect("first task");
-                cap.downgrade(&time);
                 let record =
                     load_chunk(&task, &lake, &counts, &quarantine, &job.progress).unwrap_or_else(|e| job.fail(&e));
                 output.session(&*cap).give(record);
@@ -77,6 +84,15 @@ pub fn loader<'scope>(
             }
         },
     )
+}
+
+/// Whether this worker loads `task`: a dealt task is its own; a claimable one is if this worker
+/// creates its claim first (a conditional create, atomic in every store we write to).
+fn claim(lake: &Lake, task: &ChunkTask) -> Result<bool> {
+    match &task.claim {
+        None => Ok(true),
+        Some(path) => lake.put_new(path, bytes::Bytes::new()),
+    }
 }
 
 /// Loads one chunk and stages its files; returns the record the committer will write.
@@ -159,4 +175,31 @@ pub fn load_chunk(
         partials: partials_path,
     };
     Ok(ChunkReport { record, partials })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::{detect_layout, InputFile};
+
+    #[test]
+    fn a_claimable_chunk_is_loaded_by_the_first_claimant_only() {
+        let lake = Lake::open("memory://claims").unwrap();
+        let mut task = ChunkTask {
+            time: 1,
+            worker: 0,
+            claim: None,
+            load_id: "load".into(),
+            source: InputFile { url: String::new(), size: 0, modified: 0, etag: None },
+            layout: detect_layout(b"").unwrap(),
+            chunk: 0,
+            range: (0, 0),
+            single_file: false,
+        };
+        assert!(claim(&lake, &task).unwrap(), "a dealt chunk needs no claim");
+        assert!(claim(&lake, &task).unwrap());
+        task.claim = Some("_manifests/claims/run/load-000000".into());
+        assert!(claim(&lake, &task).unwrap());
+        assert!(!claim(&lake, &ChunkTask { worker: 1, ..task.clone() }).unwrap(), "claimed twice");
+    }
 }

@@ -131,8 +131,9 @@ impl Partials {
     }
 
     /// Combines several sets of partials into one (same keys merged).
-    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Partials>) -> Partials {
-        let (mut daily, mut profile) = (Vec::new(), Vec::new());
+    pub fn merge(parts: &[Partials]) -> Partials {
+        let mut daily = Vec::with_capacity(parts.iter().map(|p| p.daily.len()).sum());
+        let mut profile = Vec::with_capacity(parts.iter().map(|p| p.profile.len()).sum());
         for part in parts {
             daily.extend_from_slice(&part.daily);
             profile.extend_from_slice(&part.profile);
@@ -220,6 +221,46 @@ impl Partials {
         results.into_iter().collect()
     }
 
+    /// The collection records of a load cut into chunks: one per junction and kind, each the
+    /// sum over the chunks. Linear when the chunks cover successive days, as they do for inputs
+    /// in time order; the views' reduction then folds one record per junction, not one per chunk.
+    pub fn load_records(chunks: &[Partials]) -> Vec<Partial> {
+        let mut days: BTreeMap<i32, Vec<&[DailyPartial]>> = BTreeMap::new();
+        let mut weeks: BTreeMap<i32, Box<WeekSlots>> = BTreeMap::new();
+        for chunk in chunks {
+            for run in chunk.daily.chunk_by(|a, b| a.junction == b.junction) {
+                days.entry(run[0].junction).or_default().push(run);
+            }
+            for run in chunk.profile.chunk_by(|a, b| a.junction == b.junction) {
+                let week = weeks.entry(run[0].junction).or_insert_with(|| Box::new([(0, 0); 7 * 24]));
+                for slot in run {
+                    let cell = &mut week[(slot.weekday as usize - 1) * 24 + slot.hour as usize];
+                    cell.0 += slot.total;
+                    cell.1 += slot.samples;
+                }
+            }
+        }
+        let daily = days.into_values().map(|runs| {
+            let in_order = runs.windows(2).all(|w| w[0][w[0].len() - 1].day <= w[1][0].day);
+            let mut joined: Vec<DailyPartial> = Vec::with_capacity(runs.iter().map(|r| r.len()).sum());
+            for run in runs {
+                // A day cut by a chunk boundary ends one run and starts the next.
+                let rest = match (joined.last_mut(), run.first()) {
+                    (Some(last), Some(first)) if last.day == first.day => {
+                        last.absorb(first);
+                        &run[1..]
+                    }
+                    _ => run,
+                };
+                joined.extend_from_slice(rest);
+            }
+            Partial::Daily(if in_order { joined } else { DailyPartial::fold(joined) })
+        });
+        let profile =
+            weeks.into_iter().map(|(junction, week)| Partial::Profile(week_partials(junction, &week).collect()));
+        daily.chain(profile).collect()
+    }
+
     /// Every partial, as collection records: one per junction and kind.
     pub fn records(&self) -> impl Iterator<Item = Partial> + '_ {
         let daily = self.daily.chunk_by(|a, b| a.junction == b.junction).map(|days| Partial::Daily(days.to_vec()));
@@ -286,17 +327,20 @@ impl PartialsBuilder {
 
     /// The partials of every row added.
     pub fn finish(self) -> Partials {
-        let profile = self
-            .profile
-            .into_iter()
-            .flat_map(|(junction, slots)| {
-                slots.into_iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, (total, samples))| {
-                    ProfilePartial { junction, weekday: (slot / 24 + 1) as u8, hour: (slot % 24) as u8, total, samples }
-                })
-            })
-            .collect();
+        let profile = self.profile.iter().flat_map(|(junction, week)| week_partials(*junction, week)).collect();
         Partials { daily: self.daily.into_values().collect(), profile }
     }
+}
+
+/// The partials of a junction's week slots that have rows, in (weekday, hour) order.
+fn week_partials(junction: i32, week: &WeekSlots) -> impl Iterator<Item = ProfilePartial> + '_ {
+    week.iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, &(total, samples))| ProfilePartial {
+        junction,
+        weekday: (slot / 24 + 1) as u8,
+        hour: (slot % 24) as u8,
+        total,
+        samples,
+    })
 }
 
 fn partials_schema() -> SchemaRef {
@@ -342,11 +386,35 @@ mod tests {
         assert_eq!(partials.profile[0], ProfilePartial { junction: 1, weekday: 1, hour: 0, total: 10, samples: 1 });
         assert_eq!(partials.profile.len(), 4);
         assert_eq!(Partials::from_parquet(partials.to_parquet().unwrap()).unwrap(), partials);
-        let twice = Partials::merge([&partials, &partials]);
+        let twice = Partials::merge(&[partials.clone(), partials.clone()]);
         assert_eq!(twice.daily[0].total, 60);
         assert_eq!(twice.daily[0].min, 10);
         // Junctions 1 and 2, daily and profile.
         assert_eq!(twice.records().count(), 4);
         assert_eq!(twice.daily[0], partials.daily[0].times(2));
+    }
+
+    #[test]
+    fn a_loads_records_are_the_records_of_its_chunks_merged() {
+        let hour = |day: i32, h: i64| {
+            days_from_civil(2015, 11, 1) as i64 * MICROS_PER_DAY + day as i64 * MICROS_PER_DAY + h * MICROS_PER_HOUR
+        };
+        let rows = |cells: &[(i32, i64, i32)]| CountColumns {
+            datetime: cells.iter().map(|c| hour(c.0, c.1)).collect(),
+            junction: cells.iter().map(|c| c.2).collect(),
+            vehicles: cells.iter().map(|c| c.0 * 10 + c.1 as i32 + c.2).collect(),
+            id: (0..cells.len() as i64).collect(),
+        };
+        // Chunks in time order, a day cut between the first and second; then one out of order.
+        let first = Partials::of(&rows(&[(0, 1, 1), (1, 2, 1), (0, 3, 2), (1, 5, 2)]));
+        let second = Partials::of(&rows(&[(1, 9, 1), (2, 1, 1), (3, 1, 2)]));
+        let earlier = Partials::of(&rows(&[(0, 7, 1), (5, 1, 3)]));
+        for chunks in [vec![first.clone(), second.clone()], vec![first, second, earlier]] {
+            let mut records = Partials::load_records(&chunks);
+            let mut expected: Vec<Partial> = Partials::merge(&chunks).records().collect();
+            records.sort();
+            expected.sort();
+            assert_eq!(records, expected);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
@@ -25,8 +26,11 @@ use crate::progress::Progress;
 pub struct ChunkTask {
     /// The Timely time of the chunk: its output is committed when the frontier passes it.
     pub time: u64,
-    /// The worker that loads it.
+    /// The worker that loads it (for a claimable chunk: the worker this copy is sent to).
     pub worker: usize,
+    /// For a chunk of the plan's tail: the object whose creation claims it. Every worker gets a
+    /// copy, and the first to create the object loads the chunk.
+    pub claim: Option<String>,
     /// The load it belongs to.
     pub load_id: String,
     /// The input file.
@@ -111,7 +115,11 @@ pub fn planner<'scope>(
                 bytes,
                 plan.skipped
             );
-            output.session(&capability).give_iterator(plan.tasks.iter().cloned());
+            let copies = plan.tasks.iter().flat_map(|task| {
+                let workers = if task.claim.is_some() { 0..peers } else { task.worker..task.worker + 1 };
+                workers.map(move |worker| ChunkTask { worker, ..task.clone() })
+            });
+            output.session(&capability).give_iterator(copies);
             *shared.borrow_mut() = Some(plan);
         }
     })
@@ -160,31 +168,48 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
         to_load.push((input, existing.cloned()));
     }
     let layouts = read_layouts(to_load.iter().map(|(input, _)| input))?;
+    let chunk_bytes = |source: &InputFile| match (settings.single_file, settings.chunk_size) {
+        (true, _) => u64::MAX,
+        (false, Some(size)) => size,
+        (false, None) => auto_chunk_size(source.size, workers),
+    };
+    let mut ranges: Vec<Vec<Range<u64>>> =
+        to_load.iter().map(|(source, _)| split_ranges(source.size, chunk_bytes(source))).collect();
+    let claimable = if workers > 1 && !settings.single_file {
+        let pieces: Vec<u64> = to_load.iter().map(|(source, _)| piece_size(chunk_bytes(source))).collect();
+        cut_tail(&mut ranges, &pieces)
+    } else {
+        vec![0; ranges.len()]
+    };
+    let run = format!(
+        "{:016x}",
+        stable_hash(&[&format!("{:?}", std::time::SystemTime::now()), &std::process::id().to_string()])
+    );
     let mut chunk_loads = Vec::new();
-    for ((source, replaces), layout) in to_load.into_iter().zip(layouts) {
-        let chunk_bytes = match (settings.single_file, settings.chunk_size) {
-            (true, _) => u64::MAX,
-            (false, Some(size)) => size,
-            (false, None) => auto_chunk_size(source.size, workers),
-        };
-        let chunk_size = chunk_bytes.to_string();
+    for ((((source, replaces), layout), ranges), claimable) in
+        to_load.into_iter().zip(layouts).zip(ranges).zip(claimable)
+    {
         let modified = source.modified.to_string();
         let size = source.size.to_string();
         let previous = replaces.as_ref().map_or("", |c| c.load_id.as_str());
         let etag = source.etag.as_deref().unwrap_or("");
-        let load_id = format!("{:016x}", stable_hash(&[&source.url, &size, &modified, etag, &chunk_size, previous]));
-        let ranges = split_ranges(source.size, chunk_bytes);
+        // The ranges are part of the id: a run cut differently does not reuse chunk records.
+        let cuts: Vec<String> = ranges.iter().map(|r| r.end.to_string()).collect();
+        let load_id =
+            format!("{:016x}", stable_hash(&[&source.url, &size, &modified, etag, &cuts.join(","), previous]));
         let recorded: Vec<ChunkRecord> = list_records::<ChunkRecord>(lake, &chunk_records_dir(&load_id))?
             .into_iter()
             .map(|(_, r)| r)
             .filter(|r| (r.chunk as usize) < ranges.len())
             .collect();
         let done: HashSet<u32> = recorded.iter().map(|r| r.chunk).collect();
+        let first_claimable = ranges.len() - claimable;
         for (chunk, range) in ranges.iter().enumerate() {
             if !done.contains(&(chunk as u32)) {
                 plan.tasks.push(ChunkTask {
                     time: 0,
                     worker: 0,
+                    claim: (chunk >= first_claimable).then(|| format!("{CLAIMS}/{run}/{load_id}-{chunk:06}")),
                     load_id: load_id.clone(),
                     source: source.clone(),
                     layout,
@@ -224,6 +249,8 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
     // Partials of visible loads stay until a reload retires them; other loads' are leftovers.
     let visible: HashSet<&String> = plan.current.iter().flat_map(|(commit, _)| &commit.partials).collect();
     stale.extend(lake.list("_manifests/partials")?.into_iter().map(|e| e.path).filter(|p| !visible.contains(p)));
+    // Claims of earlier runs: this run's are in a folder of their own.
+    stale.extend(lake.list(CLAIMS)?.into_iter().map(|e| e.path));
     stale.retain(|p| !live.iter().any(|prefix| p.starts_with(prefix)));
     lake.delete_many(&stale)?;
     if discarded + stale.len() > 0 {
@@ -239,14 +266,57 @@ pub fn auto_chunk_size(size: u64, workers: usize) -> u64 {
     (size / workers.max(1) as u64 + 1).clamp(16 << 20, 64 << 20)
 }
 
-/// Numbers tasks 1, 2, ... in order and gives each to the worker with the fewest bytes so far.
+/// Where claims of the plan's tail chunks are made, one folder per run.
+pub const CLAIMS: &str = "_manifests/claims";
+
+/// The share of a multi-worker plan's bytes, at its end, that is claimed chunk by chunk instead
+/// of dealt in advance: enough to even out workers that run at different speeds (a busy host,
+/// a noisy neighbour, worker 0's commit work).
+const CLAIMED_SHARE: u64 = 4;
+
+/// The size of the pieces the tail is cut into: a quarter chunk, but not below 4 MiB (each
+/// chunk writes files of its own) or above the chunk.
+fn piece_size(chunk: u64) -> u64 {
+    (chunk / 4).max(4 << 20).min(chunk)
+}
+
+/// Cuts the last quarter of the plan's bytes (the last ranges of the last inputs) into pieces of
+/// each input's piece size; returns how many trailing ranges of each input are claimable.
+///
+/// The cut depends on every input of the plan: if an interrupted run is resumed with fewer
+/// inputs left, a tail input may be cut differently and then loaded again from its start.
+fn cut_tail(ranges: &mut [Vec<Range<u64>>], pieces: &[u64]) -> Vec<usize> {
+    let total: u64 = ranges.iter().flatten().map(|r| r.end - r.start).sum();
+    let mut budget = total.div_ceil(CLAIMED_SHARE);
+    let mut claimable = vec![0; ranges.len()];
+    for (file, piece) in pieces.iter().enumerate().rev() {
+        let mut tail = Vec::new();
+        while budget > 0 {
+            let Some(range) = ranges[file].pop() else { break };
+            budget = budget.saturating_sub(range.end - range.start);
+            let cut = split_ranges(range.end - range.start, *piece);
+            tail.extend(cut.into_iter().rev().map(|r| range.start + r.start..range.start + r.end));
+        }
+        claimable[file] = tail.len();
+        ranges[file].extend(tail.into_iter().rev());
+        if budget == 0 {
+            break;
+        }
+    }
+    claimable
+}
+
+/// Numbers tasks 1, 2, ... in order and gives each task dealt in advance to the worker with the
+/// fewest bytes so far (claimable tasks come last: whoever claims them loads them).
 fn deal(tasks: &mut [ChunkTask], workers: usize) {
     let mut assigned = vec![0u64; workers.max(1)];
     for (i, task) in tasks.iter_mut().enumerate() {
-        let worker = (0..assigned.len()).min_by_key(|&w| (assigned[w], w)).expect("at least one worker");
-        assigned[worker] += task.range.1 - task.range.0 + 1;
-        task.worker = worker;
         task.time = i as u64 + 1;
+        if task.claim.is_none() {
+            let worker = (0..assigned.len()).min_by_key(|&w| (assigned[w], w)).expect("at least one worker");
+            assigned[worker] += task.range.1 - task.range.0 + 1;
+            task.worker = worker;
+        }
     }
 }
 
@@ -289,6 +359,7 @@ mod tests {
             load_id: String::new(),
             source: InputFile { url: String::new(), size: 0, modified: 0, etag: None },
             layout: detect_layout(b"").unwrap(),
+            claim: None,
             chunk: 0,
             range: (0, len),
             single_file: false,
@@ -297,5 +368,34 @@ mod tests {
         deal(&mut tasks, 2);
         assert_eq!(tasks.iter().map(|t| t.worker).collect::<Vec<_>>(), vec![0, 1, 1, 1]);
         assert_eq!(tasks.iter().map(|t| t.time).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+
+        // Claimable tasks are numbered in turn, and dealt to no one.
+        tasks[3].claim = Some("claim".into());
+        tasks[3].worker = 7;
+        deal(&mut tasks, 2);
+        assert_eq!(tasks.iter().map(|t| t.worker).collect::<Vec<_>>(), vec![0, 1, 1, 7]);
+    }
+
+    #[test]
+    fn the_last_quarter_of_the_plan_is_cut_into_claimable_pieces() {
+        const MIB: u64 = 1 << 20;
+        // Two inputs of 200 MiB and 40 MiB in 64 MiB chunks: 60 MiB is the claimed quarter, all of
+        // the second input and 20 MiB of the first (its last chunk, 50 MiB, cut in full).
+        let mut ranges = vec![split_ranges(200 * MIB, 64 * MIB), split_ranges(40 * MIB, 64 * MIB)];
+        let claimable = cut_tail(&mut ranges, &[piece_size(64 * MIB), piece_size(64 * MIB)]);
+        assert_eq!(claimable, vec![4, 3]);
+        assert_eq!(ranges[0].len(), 3 + 4);
+        for (file, size) in [(0, 200 * MIB), (1, 40 * MIB)] {
+            // Still a tiling of the input, in order.
+            assert_eq!(ranges[file].first().unwrap().start, 0);
+            assert_eq!(ranges[file].last().unwrap().end, size);
+            assert!(ranges[file].windows(2).all(|w| w[0].end == w[1].start));
+        }
+        assert!(ranges[0][3..].iter().chain(&ranges[1]).all(|r| r.end - r.start <= 16 * MIB));
+        // Chunks no larger than 4 MiB are not cut further, only claimed.
+        assert_eq!(piece_size(4096), 4096);
+        let mut small = vec![split_ranges(64 * 1024, 4096)];
+        assert_eq!(cut_tail(&mut small, &[piece_size(4096)]), vec![4]);
+        assert_eq!(small[0].len(), 16);
     }
 }
