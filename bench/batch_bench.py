@@ -8,6 +8,7 @@ Usage: batch_bench.py [--sizes 1000000,10000000] [--workers 2] [--repeat 3] [--s
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,26 +36,55 @@ def dataset(rows):
 
 
 def timed(command, parse=None):
-    """Runs `command`, returns (seconds, peak MB, stdout); seconds from the tool's own report if parsed."""
+    """Runs `command`, returns (seconds, peak MB, stdout, CPU seconds of the process tree); seconds
+    from the tool's own report if parsed."""
     output = tempfile.mkdtemp(prefix="traffic-bench-batch-")
     command = [c.replace("{out}", output + "/out") for c in command]
     # Flush the previous run's output first: its write-back would otherwise compete with this run.
     os.sync()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     memory = PeakMemory(process.pid, every=0.05)
     stdout = process.communicate()[0]
     wall = time.perf_counter() - start
     peak = memory.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     shutil.rmtree(output, ignore_errors=True)
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed")
     seconds = parse(stdout) if parse else wall
-    return seconds, peak // 1024, stdout
+    return seconds, peak // 1024, stdout, cpu
 
 
 def traffic(path, processes, workers):
     return timed([TRAFFIC, "run", "batch", "--input", path, "--output", "{out}", "-n", str(processes), "-w", str(workers)])
+
+
+def scaling(path, rounds):
+    """Each round runs every shape once, in turns, so a slow spell of the machine falls on all of
+    them alike; per shape, the median wall time and CPU time, and the median of the per-round
+    ratios to 1x1 (paired, the figure least moved by the machine's drift)."""
+    shapes = [(1, 1), (1, 2), (2, 1)]
+    runs = {shape: [] for shape in shapes}
+    for turn in range(rounds):
+        for shape in shapes[turn % 3:] + shapes[: turn % 3]:
+            seconds, _, _, cpu = traffic(path, *shape)
+            runs[shape].append((seconds, cpu))
+    result = {}
+    for p, w in shapes:
+        seconds = [r[0] for r in runs[(p, w)]]
+        paired = [one[0] / r[0] for one, r in zip(runs[(1, 1)], runs[(p, w)])]
+        result[f"{p}x{w}"] = {
+            "seconds": round(statistics.median(seconds), 3),
+            "runs": [round(s, 3) for s in seconds],
+            "cpu_seconds": round(statistics.median(r[1] for r in runs[(p, w)]), 3),
+            "speedup_vs_1x1": round(statistics.median(runs[(1, 1)][i][0] for i in range(rounds)) / statistics.median(seconds), 2),
+            "paired_speedup_vs_1x1": round(statistics.median(paired), 2),
+            "paired_speedups": [round(x, 2) for x in paired],
+        }
+    return result
 
 
 def peer(tool, path, workers):
@@ -90,17 +120,7 @@ def main():
                 entry[tool]["traffic_speedup"] = round(entry[tool]["seconds"] / entry["traffic"]["seconds"], 2)
         results["sizes"][rows] = entry
     largest = dataset(max(int(s) for s in args.sizes.split(",")))
-    # Shapes take turns, so that a slow spell of the machine does not fall on one shape only.
-    shapes = [(1, 1), (1, 2), (2, 1)]
-    runs = {shape: [] for shape in shapes}
-    for _ in range(max(args.repeat, 5)):
-        for processes, workers in shapes:
-            runs[(processes, workers)].append(traffic(largest, processes, workers))
-    scaling = {f"{p}x{w}": best(runs[(p, w)]) for p, w in shapes}
-    base = scaling["1x1"]["seconds"]
-    for shape in scaling.values():
-        shape["speedup_vs_1x1"] = round(base / shape["seconds"], 2)
-    results["scaling"] = scaling
+    results["scaling"] = scaling(largest, max(args.repeat, 7))
     print(json.dumps(results, indent=2))
 
 

@@ -1,9 +1,10 @@
 //! `batch`: historical count CSVs to month-partitioned Parquet, exactly once, plus trend views.
 //!
-//! Worker 0 plans (recovering from any interrupted run), every worker loads its chunks, worker 0
-//! commits each chunk when the progress frontier passes it and publishes an input once all its
-//! chunks are committed; differential dataflow then reduces the published partial aggregates
-//! into `junction_daily` and `junction_profile`.
+//! Worker 0 plans (recovering from any interrupted run), every worker loads its chunks (those
+//! dealt to it, then pieces of the plan's tail it claims first), worker 0 commits each chunk when
+//! the progress frontier passes it and publishes an input once all its chunks are committed;
+//! differential dataflow then reduces the published partial aggregates into `junction_daily`
+//! and `junction_profile`.
 
 mod aggregate;
 mod commit;
@@ -50,7 +51,8 @@ pub struct BatchArgs {
     #[arg(long)]
     pub full: bool,
     /// Largest byte range of one file given to one worker (e.g. 64MiB); by default a file's size
-    /// over the number of workers, between 16 MiB and 64 MiB.
+    /// over the number of workers, between 16 MiB and 64 MiB. With several workers the last
+    /// quarter of the input is cut into quarter chunks that free workers claim.
     #[arg(long, value_parser = parse_size)]
     pub chunk_size: Option<u64>,
 }

@@ -168,27 +168,10 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
         to_load.push((input, existing.cloned()));
     }
     let layouts = read_layouts(to_load.iter().map(|(input, _)| input))?;
-    let chunk_bytes = |source: &InputFile| match (settings.single_file, settings.chunk_size) {
-        (true, _) => u64::MAX,
-        (false, Some(size)) => size,
-        (false, None) => auto_chunk_size(source.size, workers),
-    };
-    let mut ranges: Vec<Vec<Range<u64>>> =
-        to_load.iter().map(|(source, _)| split_ranges(source.size, chunk_bytes(source))).collect();
-    let claimable = if workers > 1 && !settings.single_file {
-        let pieces: Vec<u64> = to_load.iter().map(|(source, _)| piece_size(chunk_bytes(source))).collect();
-        cut_tail(&mut ranges, &pieces)
-    } else {
-        vec![0; ranges.len()]
-    };
-    let run = format!(
-        "{:016x}",
-        stable_hash(&[&format!("{:?}", std::time::SystemTime::now()), &std::process::id().to_string()])
-    );
+    let cuts = cut_inputs(to_load.iter().map(|(input, _)| input), settings, workers);
+    let run = run_token();
     let mut chunk_loads = Vec::new();
-    for ((((source, replaces), layout), ranges), claimable) in
-        to_load.into_iter().zip(layouts).zip(ranges).zip(claimable)
-    {
+    for (((source, replaces), layout), InputCut { ranges, claimable }) in to_load.into_iter().zip(layouts).zip(cuts) {
         let modified = source.modified.to_string();
         let size = source.size.to_string();
         let previous = replaces.as_ref().map_or("", |c| c.load_id.as_str());
@@ -257,6 +240,46 @@ fn discard_stale(lake: &Lake, plan: &Plan, live_loads: &[String]) -> Result<()> 
         log::info!(target: "traffic", "batch: discarded {discarded} staged files and {} chunk records of interrupted work", stale.len());
     }
     Ok(())
+}
+
+/// How one input is cut: its byte ranges, of which the last `claimable` are claimed, not dealt.
+struct InputCut {
+    ranges: Vec<Range<u64>>,
+    claimable: usize,
+}
+
+/// Cuts each input into chunks; with several workers, the plan's last quarter into claimable
+/// pieces (see [`cut_tail`]).
+fn cut_inputs<'a>(
+    inputs: impl Iterator<Item = &'a InputFile>,
+    settings: &PlanSettings,
+    workers: usize,
+) -> Vec<InputCut> {
+    let (sizes, chunks): (Vec<u64>, Vec<u64>) = inputs
+        .map(|source| {
+            let chunk = match (settings.single_file, settings.chunk_size) {
+                (true, _) => u64::MAX,
+                (false, Some(size)) => size,
+                (false, None) => auto_chunk_size(source.size, workers),
+            };
+            (source.size, chunk)
+        })
+        .unzip();
+    let mut ranges: Vec<Vec<Range<u64>>> =
+        sizes.iter().zip(&chunks).map(|(size, chunk)| split_ranges(*size, *chunk)).collect();
+    let claimable = if workers > 1 && !settings.single_file {
+        let pieces: Vec<u64> = chunks.iter().map(|chunk| piece_size(*chunk)).collect();
+        cut_tail(&mut ranges, &pieces)
+    } else {
+        vec![0; ranges.len()]
+    };
+    ranges.into_iter().zip(claimable).map(|(ranges, claimable)| InputCut { ranges, claimable }).collect()
+}
+
+/// A name for this run's claims, unlike any other run's.
+fn run_token() -> String {
+    let now = format!("{:?}", std::time::SystemTime::now());
+    format!("{:016x}", stable_hash(&[&now, &std::process::id().to_string()]))
 }
 
 /// A file's size over the number of workers, between 16 MiB and 64 MiB: small files still keep
