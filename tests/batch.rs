@@ -10,13 +10,16 @@ use common::reference::{
 };
 use common::{list, read_parquet, run, run_ok, summary_counts, temp_dir};
 
-/// Everything a reader sees in a batch output: count rows and both views.
+/// Everything a reader sees in a batch output: count rows and both views (each view one file,
+/// with no key twice: the workers' parts of it do not overlap).
 fn dataset(url: &str) -> (Vec<Row>, common::reference::Daily, common::reference::Profile) {
-    (
-        count_rows(&read_parquet(url, "counts")),
-        daily_from(&read_parquet(url, "junction_daily")),
-        profile_from(&read_parquet(url, "junction_profile")),
-    )
+    let rows = |batches: &[arrow::record_batch::RecordBatch]| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    assert_eq!(list(url, "junction_daily").len(), 1);
+    assert_eq!(list(url, "junction_profile").len(), 1);
+    let (daily, profile) = (read_parquet(url, "junction_daily"), read_parquet(url, "junction_profile"));
+    let (daily_view, profile_view) = (daily_from(&daily), profile_from(&profile));
+    assert_eq!((rows(&daily), rows(&profile)), (daily_view.len(), profile_view.len()), "a view row twice");
+    (count_rows(&read_parquet(url, "counts")), daily_view, profile_view)
 }
 
 fn assert_no_leftovers(url: &str) {

@@ -13,7 +13,7 @@ use differential_dataflow::operators::arrange::arrangement::arrange_core;
 use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::core::Partition;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Concat;
@@ -34,9 +34,9 @@ pub fn trend_views<'scope>(
     lake: Lake,
     job: JobContext,
 ) -> Stream<'scope, u64, Vec<()>> {
-    // Each view is one file, written by one worker; it is reduced there too, as shipping
-    // partials to other processes and results back would cost more than the folds. The two
-    // views go to different workers, so that two processes write them side by side.
+    // Each view is reduced and encoded where its junctions fall, a part per worker; one worker
+    // joins the parts into the view's file. The two views are joined on different workers, so
+    // that two processes write them side by side.
     let last = partials.inner.scope().peers() - 1;
     // Split by kind without copying: two consumers of one stream would each get a clone of it.
     let mut kinds = partials.inner.partition::<CapacityContainerBuilder<Vec<_>>, _, _>(2, |update| match update.0 {
@@ -48,16 +48,21 @@ pub fn trend_views<'scope>(
         Partial::Daily(days) => days.first().map(|d| d.junction).map(|junction| (junction, days)),
         Partial::Profile(_) => None,
     });
-    let daily = reduce_on(daily, 0, |input| DailyPartial::fold(weighted(input, DailyPartial::times)));
+    let daily = reduce_by_junction(daily, |input| DailyPartial::fold(weighted(input, DailyPartial::times)));
     let profile = profile.as_collection().flat_map(|p| match p {
         Partial::Profile(slots) => slots.first().map(|s| s.junction).map(|junction| (junction, slots)),
         Partial::Daily(_) => None,
     });
-    let profile = reduce_on(profile, last, |input| ProfilePartial::fold(weighted(input, ProfilePartial::times)));
-    let daily_done =
-        write_view(daily, 0, lake.clone(), "junction_daily/junction_daily.parquet", encode_daily, job.clone());
-    let profile_done =
-        write_view(profile, last, lake, "junction_profile/junction_profile.parquet", encode_profile, job);
+    let profile = reduce_by_junction(profile, |input| ProfilePartial::fold(weighted(input, ProfilePartial::times)));
+    let daily_file =
+        ViewFile { target: "junction_daily/junction_daily.parquet", format: daily_format(), encode: encode_daily };
+    let profile_file = ViewFile {
+        target: "junction_profile/junction_profile.parquet",
+        format: profile_format(),
+        encode: encode_profile,
+    };
+    let daily_done = write_view(daily, 0, lake.clone(), daily_file, job.clone());
+    let profile_done = write_view(profile, last, lake, profile_file, job);
     daily_done.concat(profile_done)
 }
 
@@ -79,10 +84,10 @@ fn flatten<P>(junctions: Vec<(i32, Vec<P>)>) -> Vec<P> {
     rows
 }
 
-/// The collection of `fold(values of the junction)` for each junction, computed on worker `home`.
-fn reduce_on<'scope, V>(
+/// The collection of `fold(values of the junction)` for each junction, computed on the worker
+/// the junction is exchanged to.
+fn reduce_by_junction<'scope, V>(
     collection: VecCollection<'scope, u64, (i32, V)>,
-    home: usize,
     fold: fn(&[(&V, isize)]) -> V,
 ) -> VecCollection<'scope, u64, (i32, V)>
 where
@@ -90,7 +95,7 @@ where
 {
     let arranged = arrange_core::<_, _, ValBatcher<i32, V, u64, isize>, ValSpine<i32, V, u64, isize>>(
         collection.inner,
-        Exchange::new(move |_: &((i32, V), u64, isize)| home as u64),
+        Exchange::new(|((junction, _), _, _): &((i32, V), u64, isize)| *junction as u64),
         "ArrangeByJunction",
         ValBatcher::new,
     );
@@ -106,43 +111,70 @@ where
         .as_collection(|junction, v| (*junction, v.clone()))
 }
 
-/// Gathers a view on worker `writer` and, once its input is complete, writes it as one Parquet
-/// file (replacing the previous one atomically).
+/// A view's file: where it goes, its writer settings, and how rows become a Parquet file.
+struct ViewFile<D> {
+    target: &'static str,
+    format: FileFormat,
+    encode: fn(&FileFormat, Vec<D>) -> Result<Bytes>,
+}
+
+/// Once the view is complete, every worker encodes its rows (its junctions, in junction order)
+/// as one Parquet part, and worker `writer` joins the parts, worker by worker, into one file that
+/// replaces the previous one atomically: one row group per worker, each sorted.
 fn write_view<'scope, D>(
     view: VecCollection<'scope, u64, D>,
     writer: usize,
     lake: Lake,
-    target: &'static str,
-    encode: fn(Vec<D>) -> Result<Bytes>,
+    file: ViewFile<D>,
     job: JobContext,
 ) -> Stream<'scope, u64, Vec<()>>
 where
     D: timely::ExchangeData + Ord + Clone,
 {
     let index = view.inner.scope().index();
-    view.inner.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-        Exchange::new(move |_: &(D, u64, isize)| writer as u64),
-        "WriteView",
+    let (format, encode, part_job) = (file.format.clone(), file.encode, job.clone());
+    let parts = view.inner.unary_frontier::<CapacityContainerBuilder<Vec<(usize, Vec<u8>)>>, _, _, _>(
+        Pipeline,
+        "EncodeViewPart",
         move |capability, _info| {
-            let mut capability = (index == writer).then_some(capability);
+            let mut capability = Some(capability);
             let mut rows: Vec<(D, isize)> = Vec::new();
-            move |(input, frontier), _output| {
+            move |(input, frontier), output| {
                 input.for_each(|_cap, data| rows.extend(data.drain(..).map(|(row, _time, diff)| (row, diff))));
-                if frontier.frontier().is_empty() && capability.is_some() {
+                if !frontier.frontier().is_empty() {
+                    return;
+                }
+                if let Some(capability) = capability.take() {
                     let mut rows = std::mem::take(&mut rows);
                     consolidate(&mut rows);
                     let visible: Vec<D> = rows.into_iter().filter(|(_, n)| *n > 0).map(|(row, _)| row).collect();
-                    let bytes = encode(visible).unwrap_or_else(|e| job.fail(&e));
-                    lake.put(target, bytes).unwrap_or_else(|e| job.fail(&e));
-                    log::debug!(target: "traffic", "wrote {target}");
-                    capability = None;
+                    let part = encode(&format, visible).unwrap_or_else(|e| part_job.fail(&e));
+                    output.session(&capability).give((index, part.to_vec()));
+                }
+            }
+        },
+    );
+    parts.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Exchange::new(move |_: &(usize, Vec<u8>)| writer as u64),
+        "WriteView",
+        move |capability, _info| {
+            let mut capability = (index == writer).then_some(capability);
+            let mut parts: Vec<(usize, Vec<u8>)> = Vec::new();
+            move |(input, frontier), _output| {
+                input.for_each(|_cap, data| parts.append(data));
+                if frontier.frontier().is_empty() && capability.take().is_some() {
+                    parts.sort_by_key(|(worker, _)| *worker);
+                    let parts: Vec<Bytes> = std::mem::take(&mut parts).into_iter().map(|(_, b)| b.into()).collect();
+                    let bytes = file.format.concatenate(&parts).unwrap_or_else(|e| job.fail(&e));
+                    lake.put(file.target, bytes).unwrap_or_else(|e| job.fail(&e));
+                    log::debug!(target: "traffic", "wrote {}", file.target);
                 }
             }
         },
     )
 }
 
-fn encode_daily(junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
+fn encode_daily(format: &FileFormat, junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
     let rows = flatten(junctions);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
@@ -163,6 +195,10 @@ fn encode_daily(junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.hours))),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    format.encode(&schema, &[batch])
+}
+
+fn daily_format() -> FileFormat {
     FileFormat::builder()
         .without_dictionaries()
         .delta("junction")
@@ -173,10 +209,9 @@ fn encode_daily(junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
         .delta("hours")
         .sorted_by(&[0, 1])
         .build()
-        .encode(&schema, &[batch])
 }
 
-fn encode_profile(junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
+fn encode_profile(format: &FileFormat, junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
     let rows = flatten(junctions);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
@@ -193,5 +228,9 @@ fn encode_profile(junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.samples))),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    FileFormat::builder().without_dictionaries().sorted_by(&[0, 1, 2]).build().encode(&schema, &[batch])
+    format.encode(&schema, &[batch])
+}
+
+fn profile_format() -> FileFormat {
+    FileFormat::builder().without_dictionaries().sorted_by(&[0, 1, 2]).build()
 }
