@@ -292,9 +292,9 @@ pub fn auto_chunk_size(size: u64, workers: usize) -> u64 {
 /// Where claims of the plan's tail chunks are made, one folder per run.
 pub const CLAIMS: &str = "_manifests/claims";
 
-/// The share of a multi-worker plan's bytes, at its end, that is claimed chunk by chunk instead
-/// of dealt in advance: enough to even out workers that run at different speeds (a busy host,
-/// a noisy neighbour, worker 0's commit work).
+/// One part in this many of a multi-worker plan's bytes, at its end, is claimed piece by piece
+/// instead of dealt in advance: enough to even out workers that run at different speeds (a busy
+/// host, a noisy neighbour, worker 0's commit work).
 const CLAIMED_SHARE: u64 = 4;
 
 /// The size of the pieces the tail is cut into: a quarter chunk, but not below 4 MiB (each
