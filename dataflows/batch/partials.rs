@@ -234,7 +234,7 @@ impl Partials {
             for run in chunk.profile.chunk_by(|a, b| a.junction == b.junction) {
                 let week = weeks.entry(run[0].junction).or_insert_with(|| Box::new([(0, 0); 7 * 24]));
                 for slot in run {
-                    let cell = &mut week[(slot.weekday as usize - 1) * 24 + slot.hour as usize];
+                    let cell = &mut week[week_slot(slot.weekday, slot.hour)];
                     cell.0 += slot.total;
                     cell.1 += slot.samples;
                 }
@@ -298,7 +298,7 @@ impl PartialsBuilder {
                 let day = day_of(micros);
                 current = empty(junction, day);
                 day_start = day as i64 * MICROS_PER_DAY;
-                weekday_base = (iso_weekday(day) as usize - 1) * 24;
+                weekday_base = week_slot(iso_weekday(day) as u8, 0);
             }
             current.total += vehicles as i64;
             current.hours += 1;
@@ -332,7 +332,13 @@ impl PartialsBuilder {
     }
 }
 
-/// The partials of a junction's week slots that have rows, in (weekday, hour) order.
+/// The index in [`WeekSlots`] of ISO `weekday` (1 = Monday) and `hour`.
+fn week_slot(weekday: u8, hour: u8) -> usize {
+    (weekday as usize - 1) * 24 + hour as usize
+}
+
+/// The partials of a junction's week slots that have rows, in (weekday, hour) order (the
+/// inverse of [`week_slot`]).
 fn week_partials(junction: i32, week: &WeekSlots) -> impl Iterator<Item = ProfilePartial> + '_ {
     week.iter().enumerate().filter(|(_, (_, n))| *n > 0).map(move |(slot, &(total, samples))| ProfilePartial {
         junction,

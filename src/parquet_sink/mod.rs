@@ -9,8 +9,7 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::SortingColumn;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader, SortingColumn};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
@@ -47,9 +46,7 @@ impl FileFormat {
         let buffer = writer.into_inner().context("cannot finish a Parquet file")?;
         Ok(Bytes::from(buffer))
     }
-}
 
-impl FileFormat {
     /// Joins Parquet files of one schema, encoded with this format, into one file: their row
     /// groups in order, copied without decoding (page indexes kept, so readers still prune).
     /// This is how a file written in parts by several workers becomes one object.
