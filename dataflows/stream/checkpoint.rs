@@ -88,6 +88,8 @@ pub struct Recovered {
     pub kept: Vec<u64>,
     /// Offset at which each partition starts.
     pub offsets: BTreeMap<i32, i64>,
+    /// Each partition's end (high watermark) when the run started.
+    pub ends: BTreeMap<i32, i64>,
     /// The first epoch of this run.
     pub first_epoch: u64,
 }
@@ -161,7 +163,8 @@ pub fn recover(
     }
     let now_epoch = epoch_at(SystemTime::now(), epoch);
     let first_epoch = last.as_ref().map_or(now_epoch, |c| (c.epoch + 1).max(now_epoch));
-    Ok(Recovered { last, kept, offsets, first_epoch })
+    let ends = marks.iter().map(|(&partition, &(_, high))| (partition, high)).collect();
+    Ok(Recovered { last, kept, offsets, ends, first_epoch })
 }
 
 /// Waits up to 60 s for `topic` to exist (a producer may be creating it), then gives its size.

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -17,10 +16,11 @@ use timely::dataflow::StreamVec;
 use super::checkpoint::{epoch_at, Totals};
 use super::columns::ReadingColumns;
 use super::commit::CommitItem;
+use super::partials::EpochPartials;
 use super::plan::Assignment;
 use super::reading::parse_reading;
 use super::schema::{epoch_file_format, quarantine_batch, quarantine_schema, readings_schema, Rejected};
-use super::windows::{WindowAgg, WindowPartial, WindowSettings};
+use super::windows::{WindowPartial, WindowSettings};
 use crate::calendar::{date_label, day_of};
 use crate::checkpoint::StagedFile;
 use crate::datetime::DateCache;
@@ -58,6 +58,8 @@ pub struct IngestSettings {
     pub epoch: Duration,
     /// Windows, for the partial aggregates.
     pub windows: WindowSettings,
+    /// Stop once the partitions are read up to their ends at the start of the run.
+    pub until_caught_up: bool,
 }
 
 /// The ingest operator. Returns the window partials (for the admission operator) and the epoch
@@ -77,6 +79,7 @@ pub fn ingest<'scope>(
             move |_capability, info| {
                 let activator = scope.activator_for(info.address);
                 let mut offsets = BTreeMap::new();
+                let mut ends = BTreeMap::new();
                 let mut capability: Option<Capability<u64>> = None;
                 let mut epoch: Option<OpenEpoch> = None;
                 let mut reader: Option<PartitionReader> = None;
@@ -86,7 +89,10 @@ pub fn ingest<'scope>(
                         if capability.is_none() {
                             capability = cap.retain_least(0);
                         }
-                        offsets.extend(data.drain(..).map(|a| (a.partition, a.offset)));
+                        for assignment in data.drain(..) {
+                            offsets.insert(assignment.partition, assignment.offset);
+                            ends.insert(assignment.partition, assignment.end);
+                        }
                     });
                     // Start once the whole assignment is here (the planner has finished).
                     if !frontier.frontier().is_empty() {
@@ -109,7 +115,8 @@ pub fn ingest<'scope>(
                     let open = epoch.get_or_insert_with(|| OpenEpoch::new(*cap.time(), ReadingColumns::default()));
                     let read = open.poll(reader, &settings.windows, &job.progress).unwrap_or_else(|e| job.fail(&e));
                     let now = epoch_at(SystemTime::now(), settings.epoch);
-                    let stopping = job.stop.get();
+                    // A worker caught up leaves the run; the others go on until they are too.
+                    let stopping = job.stop.get() || (settings.until_caught_up && reader.reached(&ends));
                     if stopping || now > open.epoch || open.opened.elapsed() >= settings.epoch {
                         let closing = epoch.take().expect("open epoch");
                         let number = closing.epoch;
@@ -144,7 +151,7 @@ struct OpenEpoch {
     opened: Instant,
     readings: ReadingColumns,
     rejected: Vec<Rejected>,
-    windows: FxHashMap<String, BTreeMap<i64, (WindowAgg, i64)>>,
+    windows: EpochPartials,
     read: u64,
     dates: DateCache,
 }
@@ -156,7 +163,7 @@ impl OpenEpoch {
             opened: Instant::now(),
             readings,
             rejected: Vec::new(),
-            windows: FxHashMap::default(),
+            windows: EpochPartials::default(),
             read: 0,
             dates: DateCache::default(),
         }
@@ -182,14 +189,13 @@ impl OpenEpoch {
                         record.partition,
                         record.offset,
                     );
-                    let sensor = match self.windows.get_mut(r.sensor_id.as_ref()) {
-                        Some(sensor) => sensor,
-                        None => self.windows.entry(r.sensor_id.to_string()).or_default(),
-                    };
-                    let (agg, max_event) =
-                        sensor.entry(windows.window_of(r.timestamp)).or_insert((WindowAgg::default(), i64::MIN));
-                    agg.add(r.average_speed, r.traffic_density);
-                    *max_event = (*max_event).max(r.timestamp);
+                    self.windows.add(
+                        &r.sensor_id,
+                        windows.window_of(r.timestamp),
+                        r.timestamp,
+                        r.average_speed,
+                        r.traffic_density,
+                    );
                 }
                 Err(reason) => self.rejected.push(Rejected::new(
                     record.partition,
@@ -244,20 +250,9 @@ impl OpenEpoch {
         }
         lake.put_many(uploads)?;
         let totals = Totals { read: self.read, written, quarantined: self.rejected.len() as u64, late: 0 };
-        let lag = reader.lag().unwrap_or(0);
+        let lag = reader.lag();
         let report = EpochReport { worker, offsets: reader.next_offsets().clone(), files, totals, lag };
-        let partials = self
-            .windows
-            .into_iter()
-            .flat_map(|(sensor, windows)| {
-                windows.into_iter().map(move |(window_start, (agg, max_event))| WindowPartial {
-                    sensor: sensor.clone(),
-                    window_start,
-                    agg,
-                    max_event,
-                })
-            })
-            .collect();
+        let partials = self.windows.into_partials();
         Ok((report, partials, self.readings))
     }
 }

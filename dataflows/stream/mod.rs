@@ -11,6 +11,7 @@ mod columns;
 mod commit;
 mod episodes;
 mod ingest;
+mod partials;
 mod plan;
 mod reading;
 mod schema;
@@ -80,6 +81,10 @@ pub struct StreamArgs {
     /// Consumer group that offsets are committed to, for monitoring only (default traffic-<topic>).
     #[arg(long)]
     pub group_id: Option<String>,
+    /// Stop once every partition is read up to where it ended when the run started, with the
+    /// last epoch committed (as Spark's `availableNow` trigger): catch up on a backlog and exit.
+    #[arg(long)]
+    pub until_caught_up: bool,
 }
 
 /// The registry entry.
@@ -148,6 +153,7 @@ impl Dataflow for StreamDataflow {
             group: self.group(),
             epoch: args.epoch,
             windows,
+            until_caught_up: args.until_caught_up,
         };
         let commit_settings = commit::CommitSettings {
             brokers: args.brokers.clone(),

@@ -24,6 +24,8 @@ pub struct Assignment {
     pub partition: i32,
     /// First offset to read.
     pub offset: i64,
+    /// The partition's end when the run started: where a run `--until-caught-up` stops.
+    pub end: i64,
 }
 
 /// What the planner sends, at the run's first epoch.
@@ -73,7 +75,8 @@ pub fn planner<'scope>(
             let mut session = output.session(&at);
             for (&partition, &offset) in &recovered.offsets {
                 let worker = partition as usize % peers;
-                session.give(PlanItem::Assign(Assignment { worker, partition, offset }));
+                let end = recovered.ends.get(&partition).copied().unwrap_or(offset);
+                session.give(PlanItem::Assign(Assignment { worker, partition, offset, end }));
             }
             if let Some(last) = &recovered.last {
                 session.give_iterator(last.windows.iter().cloned().map(PlanItem::Windows));

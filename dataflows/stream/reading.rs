@@ -47,7 +47,7 @@ pub fn parse_reading<'a>(payload: &'a [u8], dates: &mut DateCache) -> Result<Rea
             (message.sensor_id, serde_timestamp.as_bytes(), message.average_speed, message.traffic_density)
         }
     };
-    if sensor_id.is_empty() || sensor_id.chars().count() > 64 || sensor_id.chars().any(char::is_control) {
+    if !valid_sensor_id(&sensor_id) {
         return Err("sensor_id must be 1-64 printable characters".to_string());
     }
     let timestamp = dates
@@ -60,6 +60,14 @@ pub fn parse_reading<'a>(payload: &'a [u8], dates: &mut DateCache) -> Result<Rea
         return Err(format!("traffic_density {density} out of range 0-100"));
     }
     Ok(Reading { sensor_id, timestamp, average_speed: speed, traffic_density: density })
+}
+
+/// 1-64 characters, none of them a control character; ASCII ids (all real ones) in one pass.
+fn valid_sensor_id(id: &str) -> bool {
+    if id.is_ascii() {
+        return (1..=64).contains(&id.len()) && !id.bytes().any(|b| b.is_ascii_control());
+    }
+    (1..=64).contains(&id.chars().count()) && !id.chars().any(char::is_control)
 }
 
 /// The four fields as the fast path finds them; the time stamp stays bytes (ASCII, checked), as
@@ -79,14 +87,11 @@ fn canonical(payload: &[u8]) -> Option<Fields<'_>> {
     scan.expect(b'{')?;
     let (mut id, mut time, mut speed, mut density) = (None, None, None, None);
     loop {
-        let key = scan.string()?;
-        scan.expect(b':')?;
-        let slot_filled = match key {
-            b"sensor_id" => id.replace(scan.string()?).is_some(),
-            b"timestamp" => time.replace(scan.string()?).is_some(),
-            b"average_speed" => speed.replace(scan.number()?).is_some(),
-            b"traffic_density" => density.replace(scan.number()?).is_some(),
-            _ => return None,
+        let slot_filled = match scan.key()? {
+            Key::SensorId => id.replace(scan.string()?).is_some(),
+            Key::Timestamp => time.replace(scan.string()?).is_some(),
+            Key::AverageSpeed => speed.replace(scan.number()?).is_some(),
+            Key::TrafficDensity => density.replace(scan.number()?).is_some(),
         };
         if slot_filled {
             return None;
@@ -107,6 +112,14 @@ fn canonical(payload: &[u8]) -> Option<Fields<'_>> {
         average_speed: speed?,
         traffic_density: density?,
     })
+}
+
+/// The four keys of a sensor message.
+enum Key {
+    SensorId,
+    Timestamp,
+    AverageSpeed,
+    TrafficDensity,
 }
 
 struct Scanner<'a> {
@@ -132,12 +145,33 @@ impl<'a> Scanner<'a> {
         (self.next()? == byte).then_some(())
     }
 
-    /// A string without escapes or control characters. One plain pass: the strings here are
-    /// short, where a search routine's set-up costs more than it saves.
+    /// One of the four keys and its colon, compared as literals: any other key (or one written
+    /// with escapes) is for serde_json.
+    fn key(&mut self) -> Option<Key> {
+        self.skip_space();
+        let key = match self.text.get(self.pos + 1..self.pos + 3)? {
+            [b's', _] => self.literal(b"\"sensor_id\"").then_some(Key::SensorId),
+            [b't', b'i'] => self.literal(b"\"timestamp\"").then_some(Key::Timestamp),
+            [b'a', _] => self.literal(b"\"average_speed\"").then_some(Key::AverageSpeed),
+            [b't', b'r'] => self.literal(b"\"traffic_density\"").then_some(Key::TrafficDensity),
+            _ => None,
+        }?;
+        self.expect(b':')?;
+        Some(key)
+    }
+
+    /// Steps over `literal` if the text continues with it.
+    fn literal<const N: usize>(&mut self, literal: &[u8; N]) -> bool {
+        let matches = self.text.get(self.pos..self.pos + N).is_some_and(|next| next == literal);
+        self.pos += if matches { N } else { 0 };
+        matches
+    }
+
+    /// A string without escapes or control characters.
     fn string(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
         let rest = &self.text[self.pos..];
-        let length = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let length = string_end(rest)?;
         if rest[length] != b'"' {
             return None;
         }
@@ -145,83 +179,98 @@ impl<'a> Scanner<'a> {
         Some(&rest[..length])
     }
 
-    /// A number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    /// A number in JSON's grammar, `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, read in one
+    /// pass that checks the grammar and gathers the digits together.
     fn number(&mut self) -> Option<f64> {
         self.skip_space();
+        let text = self.text;
         let start = self.pos;
-        let digits = |scan: &mut Self| {
-            let from = scan.pos;
-            while scan.text.get(scan.pos).is_some_and(u8::is_ascii_digit) {
-                scan.pos += 1;
+        let mut pos = start;
+        let negative = text.get(pos) == Some(&b'-');
+        pos += usize::from(negative);
+        // The digits as one integer, and how many of them count (leading zeros do not).
+        let (mut mantissa, mut significant) = (0u64, 0usize);
+        let mut digits = |pos: &mut usize| {
+            let from = *pos;
+            while let Some(&byte) = text.get(*pos).filter(|b| b.is_ascii_digit()) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
+                significant += usize::from(mantissa != 0);
+                *pos += 1;
             }
-            scan.pos - from
+            *pos - from
         };
-        if self.text.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        let leading = self.text.get(self.pos).copied();
-        let integer = digits(self);
+        let leading = text.get(pos).copied();
+        let integer = digits(&mut pos);
         if integer == 0 || (leading == Some(b'0') && integer > 1) {
             return None;
         }
-        if self.text.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if digits(self) == 0 {
+        let mut decimals = 0;
+        if text.get(pos) == Some(&b'.') {
+            pos += 1;
+            decimals = digits(&mut pos);
+            if decimals == 0 {
                 return None;
             }
         }
-        if matches!(self.text.get(self.pos), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.text.get(self.pos), Some(b'+' | b'-')) {
-                self.pos += 1;
+        let exponent = matches!(text.get(pos), Some(b'e' | b'E'));
+        if exponent {
+            pos += 1;
+            if matches!(text.get(pos), Some(b'+' | b'-')) {
+                pos += 1;
             }
-            if digits(self) == 0 {
+            let from = pos;
+            while text.get(pos).is_some_and(u8::is_ascii_digit) {
+                pos += 1;
+            }
+            if pos == from {
                 return None;
             }
         }
-        let span = &self.text[start..self.pos];
-        let value = match short_decimal(span) {
-            Some(value) => value,
-            None => std::str::from_utf8(span).ok()?.parse().ok()?,
+        self.pos = pos;
+        let value = match short_decimal(exponent, significant, mantissa, decimals) {
+            Some(magnitude) if negative => -magnitude,
+            Some(magnitude) => magnitude,
+            None => std::str::from_utf8(&text[start..pos]).ok()?.parse().ok()?,
         };
         // Out-of-range literals (1e999) are serde_json's to reject.
         value.is_finite().then_some(value)
     }
 }
 
+/// Where a JSON string's plain run ends: the index of the first `"`, `\` or control byte (below
+/// 0x20), eight bytes at a time. In each word, `(x - 0x01..) & !x & 0x80..` flags the bytes that
+/// are zero (here: equal to the byte searched for, or below 0x20); a borrow can only flag bytes
+/// above a true one, so the lowest flag is exact.
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |x: u64, below: u64| x.wrapping_sub(ONES * below) & !x & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    for (index, word) in words.by_ref().enumerate() {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let flags = zero_bytes(word ^ (ONES * u64::from(b'"')), 1)
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')), 1)
+            | zero_bytes(word, 0x20);
+        if flags != 0 {
+            return Some(index * 8 + flags.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = bytes.len() - words.remainder().len();
+    words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| tail + i)
+}
+
 /// Clinger's fast path for a number already checked against JSON's grammar: with no exponent, at
 /// most 15 significant digits and at most 22 decimals, it is `digits / 10^decimals`, two exactly
 /// represented doubles, and one IEEE division rounds the quotient correctly. `None` otherwise.
-fn short_decimal(span: &[u8]) -> Option<f64> {
+fn short_decimal(exponent: bool, significant: usize, mantissa: u64, decimals: usize) -> Option<f64> {
     const POWERS_OF_TEN: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
         1e20, 1e21, 1e22,
     ];
-    let (negative, digits) = match span.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, span),
-    };
-    let (mut mantissa, mut count, mut decimals) = (0u64, 0usize, None::<usize>);
-    for &byte in digits {
-        match byte {
-            b'0'..=b'9' => {
-                if mantissa > 0 || byte != b'0' {
-                    count += 1;
-                }
-                mantissa = mantissa * 10 + u64::from(byte - b'0');
-                if let Some(d) = decimals.as_mut() {
-                    *d += 1;
-                }
-            }
-            b'.' => decimals = Some(0),
-            _ => return None,
-        }
-        if count > 15 {
-            return None;
-        }
+    if exponent || significant > 15 {
+        return None;
     }
-    let value = mantissa as f64 / *POWERS_OF_TEN.get(decimals.unwrap_or(0))?;
-    Some(if negative { -value } else { value })
+    Some(mantissa as f64 / *POWERS_OF_TEN.get(decimals)?)
 }
 
 #[cfg(test)]
@@ -263,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn short_decimals_equal_the_standard_parse() {
+    fn numbers_equal_the_standard_parse() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             state ^= state << 13;
@@ -285,14 +334,30 @@ mod tests {
             let sign = if next() % 2 == 0 { "-" } else { "" };
             spans.push(if decimals == 0 { format!("{sign}{whole}") } else { format!("{sign}{whole}.{fraction}") });
         }
+        spans.extend(
+            ["1e5", "-2.5E-3", "0e0", "1E+2", "12345678901234567890", "0.000000000000000000000001"].map(String::from),
+        );
         for span in spans {
             let standard: f64 = span.parse().unwrap();
-            match short_decimal(span.as_bytes()) {
-                Some(fast) => assert_eq!(fast.to_bits(), standard.to_bits(), "{span}"),
-                None => assert!(span.trim_start_matches(['-', '0', '.']).replace('.', "").len() > 15, "{span}"),
+            let mut scan = Scanner { text: span.as_bytes(), pos: 0 };
+            assert_eq!(scan.number().map(f64::to_bits), Some(standard.to_bits()), "{span}");
+            assert_eq!(scan.pos, span.len(), "{span}");
+        }
+    }
+
+    #[test]
+    fn string_ends_are_found_in_every_byte_position() {
+        for length in 0..40 {
+            for end in [b'"', b'\\', b'\n', 0x1f] {
+                for filler in [b'a', 0x7f, 0xc3, 0x21, 0x5d] {
+                    let mut bytes = vec![filler; length];
+                    bytes.push(end);
+                    bytes.extend_from_slice(b"\"\\x");
+                    assert_eq!(string_end(&bytes), Some(length), "{length} {end} {filler}");
+                    assert_eq!(string_end(&bytes[..length]), None);
+                }
             }
         }
-        assert_eq!(short_decimal(b"1e5"), None);
     }
 
     #[test]

@@ -130,13 +130,29 @@ impl PartitionReader {
     }
 
     /// Messages not yet read: the sum over assigned partitions of high watermark minus next offset.
-    pub fn lag(&self) -> Result<u64> {
+    ///
+    /// The high watermarks are those of the latest fetch responses, cached by librdkafka: asking
+    /// the broker instead would wait behind the connection's in-flight fetch, at every epoch.
+    /// A partition not fetched yet counts as no lag.
+    pub fn lag(&self) -> u64 {
+        let topic = std::ffi::CString::new(self.topic.as_str()).expect("topic names have no NUL");
+        let client = self.consumer.client().native_ptr();
         let mut lag = 0;
         for (&partition, &next) in &self.next {
-            let (_, high) = self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(5))?;
-            lag += (high - next).max(0) as u64;
+            let (mut low, mut high) = (-1i64, -1i64);
+            let error =
+                unsafe { ffi::rd_kafka_get_watermark_offsets(client, topic.as_ptr(), partition, &mut low, &mut high) };
+            if error == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 {
+                lag += (high - next).max(0) as u64;
+            }
         }
-        Ok(lag)
+        lag
+    }
+
+    /// Whether every assigned partition has been read up to its offset in `ends` (partitions
+    /// without one count as read).
+    pub fn reached(&self, ends: &BTreeMap<i32, i64>) -> bool {
+        self.next.iter().all(|(partition, next)| ends.get(partition).is_none_or(|end| next >= end))
     }
 }
 
