@@ -4,6 +4,8 @@ DuckDB, Polars and Spark (local[W]) limited to W threads, on the same files; plu
 `traffic` over workers and processes. Prints a JSON document of results.
 
 Usage: batch_bench.py [--sizes 1000000,10000000] [--workers 2] [--repeat 3] [--skip-spark]
+                      [--shapes 1x1,1x2,2x1] [--scaling-only]
+On a bigger machine, e.g. 16 cores: batch_bench.py --scaling-only --shapes 1x1,1x2,1x4,1x8,1x16,2x8,4x4
 """
 import argparse
 import json
@@ -62,14 +64,15 @@ def traffic(path, processes, workers):
     return timed([TRAFFIC, "run", "batch", "--input", path, "--output", "{out}", "-n", str(processes), "-w", str(workers)])
 
 
-def scaling(path, rounds):
-    """Each round runs every shape once, in turns, so a slow spell of the machine falls on all of
-    them alike; per shape, the median wall time and CPU time, and the median of the per-round
-    ratios to 1x1 (paired, the figure least moved by the machine's drift)."""
-    shapes = [(1, 1), (1, 2), (2, 1)]
+def scaling(path, rounds, shapes):
+    """Each round runs every shape (processes, workers per process) once, in turns, so a slow
+    spell of the machine falls on all of them alike; per shape, the median wall time and CPU
+    time, and the median of the per-round ratios to 1x1 (paired, the figure least moved by the
+    machine's drift)."""
+    shapes = [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
     runs = {shape: [] for shape in shapes}
     for turn in range(rounds):
-        for shape in shapes[turn % 3:] + shapes[: turn % 3]:
+        for shape in shapes[turn % len(shapes):] + shapes[: turn % len(shapes)]:
             seconds, _, _, cpu = traffic(path, *shape)
             runs[shape].append((seconds, cpu))
     result = {}
@@ -105,10 +108,13 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--shapes", default="1x1,1x2,2x1",
+                        help="scaling shapes, processes x workers (e.g. 1x1,1x4,1x16,2x8,4x4 on 16 cores)")
+    parser.add_argument("--scaling-only", action="store_true", help="only the scaling series (no peers)")
     args = parser.parse_args()
     w = args.workers
     results = {"workers": w, "sizes": {}}
-    for rows in [int(s) for s in args.sizes.split(",")]:
+    for rows in [] if args.scaling_only else [int(s) for s in args.sizes.split(",")]:
         path = dataset(rows)
         entry = {"bytes": os.path.getsize(path)}
         entry["traffic"] = best([traffic(path, 1, w) for _ in range(args.repeat)])
@@ -120,7 +126,8 @@ def main():
                 entry[tool]["traffic_speedup"] = round(entry[tool]["seconds"] / entry["traffic"]["seconds"], 2)
         results["sizes"][rows] = entry
     largest = dataset(max(int(s) for s in args.sizes.split(",")))
-    results["scaling"] = scaling(largest, max(args.repeat, 7))
+    shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+    results["scaling"] = scaling(largest, max(args.repeat, 7), shapes)
     print(json.dumps(results, indent=2))
 
 

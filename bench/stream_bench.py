@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Stream benchmark on a real Kafka broker: sustained events/s of `traffic run stream` against the
-raw librdkafka consume rate and Spark Structured Streaming doing the seed's job; produce-to-visible
-latency at a fixed rate; and an optional soak run for memory.
+raw librdkafka consume rate and Spark Structured Streaming doing the seed's job; drains by 1x1,
+1x2 and 2x1 (processes x workers); produce-to-visible latency at a fixed rate; and an optional
+soak run for memory.
 
 Usage: stream_bench.py [--messages N] [--workers W] [--latency-rate R] [--latency-seconds S]
-                       [--soak SECONDS [--soak-lateness 10m]] [--skip-spark]
+                       [--soak SECONDS [--soak-lateness 10m]] [--skip-spark] [--shapes 1x1,1x2,2x1]
 Prints a JSON document of results.
 """
 import argparse
@@ -50,7 +51,7 @@ def latest_checkpoint(output):
     return None
 
 
-def run_traffic(bootstrap, topic, workers, expected, epoch="1s", extra=()):
+def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1):
     """Drains `expected` messages with `traffic run stream --until-caught-up`, as Spark's
     `availableNow` trigger does: the run reads up to the topic's end, commits and exits.
 
@@ -63,7 +64,7 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", extra=()):
     start = time.perf_counter()
     process = subprocess.Popen(
         [TRAFFIC, "run", "stream", "--brokers", bootstrap, "--topic", topic, "--output", output, "--epoch", epoch,
-         "-w", str(workers), "--until-caught-up", *extra],
+         "-n", str(processes), "-w", str(workers), "--until-caught-up"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     memory = PeakMemory(process.pid)
@@ -94,6 +95,24 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", extra=()):
     shutil.rmtree(output, ignore_errors=True)
     return {"tool": "traffic", "seconds": round(seconds, 3), "rate": round(expected / seconds),
             "sustained_rate": round(sustained), "busy_epochs": len(busy), "peak_mb": peak // 1024}
+
+
+def scaling(bootstrap, topic, expected, shapes, rounds=3):
+    """Whole drains of the topic by each shape (processes, workers per process), in turns, for
+    `rounds` rounds: per shape, the median drain time and the median of per-round ratios to 1x1."""
+    shapes = [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
+    runs = {shape: [] for shape in shapes}
+    for turn in range(rounds):
+        for p, w in shapes[turn % len(shapes):] + shapes[: turn % len(shapes)]:
+            runs[(p, w)].append(run_traffic(bootstrap, topic, w, expected, processes=p)["seconds"])
+    return {
+        f"{p}x{w}": {
+            "seconds": statistics.median(runs[(p, w)]),
+            "runs": runs[(p, w)],
+            "paired_speedup_vs_1x1": round(statistics.median(one / s for one, s in zip(runs[(1, 1)], runs[(p, w)])), 2),
+        }
+        for p, w in shapes
+    }
 
 
 def run_raw(bootstrap, topic, workers):
@@ -226,6 +245,8 @@ def main():
     parser.add_argument("--soak", type=int, default=0)
     parser.add_argument("--soak-lateness", default="10m", help="--allowed-lateness of the soak run")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--shapes", default="1x1,1x2,2x1",
+                        help="scaling shapes of the drain, processes x workers ('' for none)")
     args = parser.parse_args()
     broker = Broker()
     results = {"messages": args.messages, "workers": args.workers}
@@ -244,6 +265,9 @@ def main():
         runs = sorted((run_traffic(broker.bootstrap, "throughput", args.workers, args.messages) for _ in range(3)),
                       key=lambda run: run["seconds"])
         results["traffic"] = dict(runs[1], runs=[run["seconds"] for run in runs])
+        if args.shapes:
+            shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+            results["scaling"] = scaling(broker.bootstrap, "throughput", args.messages, shapes)
         if not args.skip_spark:
             results["spark"] = run_spark(broker.bootstrap, "throughput", args.workers, args.messages)
         if args.latency_seconds > 0:
