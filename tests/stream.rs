@@ -223,6 +223,48 @@ fn every_record_lands_exactly_once_through_kills_and_rescaling() {
     assert_eq!(checkpoint["totals"]["read"].as_u64(), Some(220_004));
 }
 
+/// Regression: a partition whose last record is a transaction marker (never delivered to a
+/// consumer) made `--until-caught-up` wait forever, its next offset one short of the end.
+#[test]
+fn a_run_until_caught_up_passes_transaction_markers() {
+    let kafka = broker();
+    let topic = "transactional";
+    kafka.create_topic(topic, 2);
+    // A committed transaction of three readings, then an aborted one of two: each partition ends
+    // in a commit or abort marker, and the aborted readings must not be read.
+    let messages: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"sensor_id":"T{i}","timestamp":"2026-03-01T10:00:0{i}Z","average_speed":50,"traffic_density":10}}"#
+            )
+        })
+        .collect();
+    kafka.python_ok(&format!(
+        "p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id='traffic-test')
+p.init_transactions()
+for commit, batch in [(True, {committed:?}), (False, {aborted:?})]:
+    p.begin_transaction()
+    for i, m in enumerate(batch):
+        p.send('{topic}', value=m.encode(), partition=i % 2)
+    p.flush()
+    p.commit_transaction() if commit else p.abort_transaction()
+p.close()",
+        committed = &messages[..3],
+        aborted = &messages[3..],
+    ));
+    let out = temp_dir("transactional");
+    let output = out.to_str().unwrap();
+    let summary = exit_when_caught_up(start_stream(kafka, topic, output, &["-w", "2", "--until-caught-up"]));
+    assert!(summary.contains("read 3 = written 3 + quarantined 0"), "{summary}");
+    let mut sensors: Vec<String> = readings(output).into_iter().map(|(_, r)| r.sensor).collect();
+    sensors.sort();
+    assert_eq!(sensors, ["T0", "T1", "T2"]);
+    let checkpoint = latest_checkpoint(output).unwrap();
+    for (partition, end) in kafka.end_offsets(topic).into_iter().enumerate() {
+        assert_eq!(checkpoint["offsets"][partition.to_string()].as_i64(), Some(end), "partition {partition}");
+    }
+}
+
 const BASE: i64 = 1_767_254_400_000_000; // 2026-01-01T08:00:00Z
 const MINUTE: i64 = 60_000_000;
 

@@ -126,7 +126,25 @@ impl PartitionReader {
                 bail!("cannot read topic '{}': {code:?}", self.topic);
             }
         }
+        if count == 0 {
+            self.pass_markers();
+        }
         Ok(count)
+    }
+
+    /// Moves next offsets past records librdkafka read but never delivers (transaction commit
+    /// and abort markers, aborted messages before a marker): its consume position has passed
+    /// them. Without this a partition that ends in a marker would never look read to its end.
+    /// Only called when nothing was delivered, so every delivered record has been handled.
+    fn pass_markers(&mut self) {
+        let Ok(positions) = self.consumer.position() else { return };
+        for element in positions.elements() {
+            if let (Some(next), rdkafka::Offset::Offset(position)) =
+                (self.next.get_mut(&element.partition()), element.offset())
+            {
+                *next = (*next).max(position);
+            }
+        }
     }
 
     /// Messages not yet read: the sum over assigned partitions of high watermark minus next offset.
