@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from measure import PeakMemory  # noqa: E402
+from measure import PeakMemory, in_turns, paired_speedups  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.path.join(ROOT, "target/release/traffic")
@@ -69,16 +69,15 @@ def scaling(path, rounds, shapes):
     spell of the machine falls on all of them alike; per shape, the median wall time and CPU
     time, and the median of the per-round ratios to 1x1 (paired, the figure least moved by the
     machine's drift)."""
-    shapes = [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
-    runs = {shape: [] for shape in shapes}
-    for turn in range(rounds):
-        for shape in shapes[turn % len(shapes):] + shapes[: turn % len(shapes)]:
-            seconds, _, _, cpu = traffic(path, *shape)
-            runs[shape].append((seconds, cpu))
+    def run(shape):
+        seconds, _, _, cpu = traffic(path, *shape)
+        return seconds, cpu
+
+    shapes, runs = in_turns(shapes, rounds, run)
     result = {}
     for p, w in shapes:
         seconds = [r[0] for r in runs[(p, w)]]
-        paired = [one[0] / r[0] for one, r in zip(runs[(1, 1)], runs[(p, w)])]
+        paired = paired_speedups([r[0] for r in runs[(1, 1)]], seconds)
         result[f"{p}x{w}"] = {
             "seconds": round(statistics.median(seconds), 3),
             "runs": [round(s, 3) for s in seconds],

@@ -54,6 +54,24 @@ class PeakMemory:
         return self.peak_kb
 
 
+def in_turns(shapes, rounds, run):
+    """Runs `run(shape)` for every shape once per round, each round starting one shape later, so
+    a slow spell of the machine falls on all shapes alike. `shapes` is a list of (processes,
+    workers), the 1x1 shape first (added if missing: the ratios are to it); returns the shapes and
+    each shape's results in round order."""
+    shapes = [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
+    runs = {shape: [] for shape in shapes}
+    for turn in range(rounds):
+        for shape in shapes[turn % len(shapes):] + shapes[: turn % len(shapes)]:
+            runs[shape].append(run(shape))
+    return shapes, runs
+
+
+def paired_speedups(base, seconds):
+    """Per-round ratios of the base shape's time to another shape's."""
+    return [one / s for one, s in zip(base, seconds)]
+
+
 def percentile(values, p):
     ordered = sorted(values)
     if not ordered:

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_broker import Broker  # noqa: E402
-from measure import PeakMemory, percentile  # noqa: E402
+from measure import PeakMemory, in_turns, paired_speedups, percentile  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
@@ -100,16 +100,14 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1):
 def scaling(bootstrap, topic, expected, shapes, rounds=3):
     """Whole drains of the topic by each shape (processes, workers per process), in turns, for
     `rounds` rounds: per shape, the median drain time and the median of per-round ratios to 1x1."""
-    shapes = [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
-    runs = {shape: [] for shape in shapes}
-    for turn in range(rounds):
-        for p, w in shapes[turn % len(shapes):] + shapes[: turn % len(shapes)]:
-            runs[(p, w)].append(run_traffic(bootstrap, topic, w, expected, processes=p)["seconds"])
+    shapes, runs = in_turns(
+        shapes, rounds, lambda shape: run_traffic(bootstrap, topic, shape[1], expected, processes=shape[0])["seconds"]
+    )
     return {
         f"{p}x{w}": {
             "seconds": statistics.median(runs[(p, w)]),
             "runs": runs[(p, w)],
-            "paired_speedup_vs_1x1": round(statistics.median(one / s for one, s in zip(runs[(1, 1)], runs[(p, w)])), 2),
+            "paired_speedup_vs_1x1": round(statistics.median(paired_speedups(runs[(1, 1)], runs[(p, w)])), 2),
         }
         for p, w in shapes
     }

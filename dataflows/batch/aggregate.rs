@@ -149,7 +149,7 @@ where
                     consolidate(&mut rows);
                     let visible: Vec<D> = rows.into_iter().filter(|(_, n)| *n > 0).map(|(row, _)| row).collect();
                     let part = encode(&format, visible).unwrap_or_else(|e| part_job.fail(&e));
-                    output.session(&capability).give((index, part.to_vec()));
+                    output.session(&capability).give((index, Vec::from(part)));
                 }
             }
         },
