@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from measure import PeakMemory, in_turns, paired_speedups  # noqa: E402
+from measure import PeakMemory, in_turns, paired_speedups, with_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.path.join(ROOT, "target/release/traffic")
@@ -73,7 +73,8 @@ def scaling(path, rounds, shapes):
         seconds, _, _, cpu = traffic(path, *shape)
         return seconds, cpu
 
-    shapes, runs = in_turns(shapes, rounds, run)
+    shapes = with_base(shapes)
+    runs = in_turns(shapes, rounds, run)
     result = {}
     for p, w in shapes:
         seconds = [r[0] for r in runs[(p, w)]]

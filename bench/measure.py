@@ -54,17 +54,20 @@ class PeakMemory:
         return self.peak_kb
 
 
-def in_turns(shapes, rounds, run):
-    """Runs `run(shape)` for every shape once per round, each round starting one shape later, so
-    a slow spell of the machine falls on all shapes alike. `shapes` is a list of (processes,
-    workers), the 1x1 shape first (added if missing: the ratios are to it); returns the shapes and
-    each shape's results in round order."""
-    shapes = [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
-    runs = {shape: [] for shape in shapes}
+def in_turns(arms, rounds, run):
+    """Runs `run(arm)` for every arm once per round, each round starting one arm later, so a slow
+    spell of the machine falls on all arms alike; returns each arm's results in round order."""
+    runs = {arm: [] for arm in arms}
     for turn in range(rounds):
-        for shape in shapes[turn % len(shapes):] + shapes[: turn % len(shapes)]:
-            runs[shape].append(run(shape))
-    return shapes, runs
+        for arm in arms[turn % len(arms):] + arms[: turn % len(arms)]:
+            runs[arm].append(run(arm))
+    return runs
+
+
+def with_base(shapes):
+    """Scaling shapes (processes, workers) with the 1x1 shape first (added if missing): the
+    ratios are to it."""
+    return [(1, 1)] + [shape for shape in shapes if shape != (1, 1)]
 
 
 def paired_speedups(base, seconds):

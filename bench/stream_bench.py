@@ -4,7 +4,7 @@ raw librdkafka consume rate and Spark Structured Streaming doing the seed's job;
 1x2 and 2x1 (processes x workers); produce-to-visible latency at a fixed rate; and an optional
 soak run for memory.
 
-Usage: stream_bench.py [--messages N] [--workers W] [--latency-rate R] [--latency-seconds S]
+Usage: stream_bench.py [--messages N] [--workers W] [--rounds R] [--latency-rate R] [--latency-seconds S]
                        [--soak SECONDS [--soak-lateness 10m]] [--skip-spark] [--shapes 1x1,1x2,2x1]
 Prints a JSON document of results.
 """
@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_broker import Broker  # noqa: E402
-from measure import PeakMemory, in_turns, paired_speedups, percentile  # noqa: E402
+from measure import PeakMemory, in_turns, paired_speedups, percentile, with_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
@@ -100,7 +100,8 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1):
 def scaling(bootstrap, topic, expected, shapes, rounds=3):
     """Whole drains of the topic by each shape (processes, workers per process), in turns, for
     `rounds` rounds: per shape, the median drain time and the median of per-round ratios to 1x1."""
-    shapes, runs = in_turns(
+    shapes = with_base(shapes)
+    runs = in_turns(
         shapes, rounds, lambda shape: run_traffic(bootstrap, topic, shape[1], expected, processes=shape[0])["seconds"]
     )
     return {
@@ -116,6 +117,28 @@ def scaling(bootstrap, topic, expected, shapes, rounds=3):
 def run_raw(bootstrap, topic, workers):
     out = subprocess.run([RAW, bootstrap, topic, str(workers)], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
+
+
+def against_raw(bootstrap, topic, workers, expected, rounds):
+    """Raw consumes and traffic drains of one topic, in turns for `rounds` rounds: a drain takes
+    seconds and this shared VM drifts 20-40 % from minute to minute, so each traffic run is set
+    against the raw run beside it. Returns the median run of each (by time) and the ratios of
+    traffic's sustained and whole-drain rates to raw's, per round and their medians."""
+    def run(tool):
+        if tool == "raw":
+            return run_raw(bootstrap, topic, workers)
+        return run_traffic(bootstrap, topic, workers, expected)
+
+    runs = in_turns(["raw", "traffic"], rounds, run)
+    median = {tool: dict(sorted(results, key=lambda r: r["seconds"])[len(results) // 2],
+                         runs=[r["seconds"] for r in results]) for tool, results in runs.items()}
+    sustained = [t["sustained_rate"] / r["rate"] for r, t in zip(runs["raw"], runs["traffic"])]
+    drain = [t["rate"] / r["rate"] for r, t in zip(runs["raw"], runs["traffic"])]
+    median["traffic_vs_raw"] = {
+        "sustained": round(statistics.median(sustained), 3), "sustained_by_round": [round(x, 3) for x in sustained],
+        "drain": round(statistics.median(drain), 3), "drain_by_round": [round(x, 3) for x in drain],
+    }
+    return median
 
 
 def run_spark(bootstrap, topic, workers, expected):
@@ -242,6 +265,7 @@ def main():
     parser.add_argument("--latency-seconds", type=int, default=60)
     parser.add_argument("--soak", type=int, default=0)
     parser.add_argument("--soak-lateness", default="10m", help="--allowed-lateness of the soak run")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of raw and traffic drains, in turns")
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--shapes", default="1x1,1x2,2x1",
                         help="scaling shapes of the drain, processes x workers ('' for none)")
@@ -255,14 +279,7 @@ def main():
         # the four partitions would hold very unequal shares and one worker would finish alone.
         results["producer"] = produce(broker.bootstrap, "throughput", args.messages, 0, bad=0.001, sensors=1000)
         results["produce_seconds"] = round(time.perf_counter() - started, 2)
-        # Medians of three, raw and traffic alike: a drain takes seconds, and this shared VM
-        # varies 20-40 % run to run (as the batch benchmark, whose figures are medians too).
-        raws = sorted((run_raw(broker.bootstrap, "throughput", args.workers) for _ in range(3)),
-                      key=lambda run: run["seconds"])
-        results["raw"] = dict(raws[1], runs=[run["seconds"] for run in raws])
-        runs = sorted((run_traffic(broker.bootstrap, "throughput", args.workers, args.messages) for _ in range(3)),
-                      key=lambda run: run["seconds"])
-        results["traffic"] = dict(runs[1], runs=[run["seconds"] for run in runs])
+        results.update(against_raw(broker.bootstrap, "throughput", args.workers, args.messages, args.rounds))
         if args.shapes:
             shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
             results["scaling"] = scaling(broker.bootstrap, "throughput", args.messages, shapes)
