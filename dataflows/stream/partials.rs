@@ -159,4 +159,28 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn readings_in_any_window_order_fold_as_a_plain_map_does() {
+        use crate::simulator::SplitMix64;
+        let mut random = SplitMix64::new(7);
+        let mut partials = EpochPartials::default();
+        let mut expected: BTreeMap<(String, i64), (WindowAgg, i64)> = BTreeMap::new();
+        for _ in 0..10_000 {
+            let sensor = format!("S{}", random.next_u64() % 5);
+            // Mostly the latest window, sometimes an older or a newer one, as late data arrives.
+            let window = [0, 60, 120, 60, 60, 60][(random.next_u64() % 6) as usize];
+            let time = window + (random.next_u64() % 60) as i64;
+            let speed = (random.next_u64() % 1200) as f64 / 10.0;
+            partials.add(&sensor, window, time, speed, 2.0);
+            let (agg, max_event) = expected.entry((sensor, window)).or_insert((WindowAgg::default(), i64::MIN));
+            agg.add(speed, 2.0);
+            *max_event = (*max_event).max(time);
+        }
+        let partials = partials.into_partials();
+        assert_eq!(partials.len(), expected.len(), "one partial per sensor and window");
+        let found: BTreeMap<(String, i64), (WindowAgg, i64)> =
+            partials.into_iter().map(|p| ((p.sensor, p.window_start), (p.agg, p.max_event))).collect();
+        assert_eq!(found, expected);
+    }
 }
