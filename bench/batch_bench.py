@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from measure import PeakMemory, in_turns, paired_speedups, with_base  # noqa: E402
+from measure import PeakMemory, in_turns, paired_speedups, parse_shapes, with_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.path.join(ROOT, "target/release/traffic")
@@ -126,8 +126,7 @@ def main():
                 entry[tool]["traffic_speedup"] = round(entry[tool]["seconds"] / entry["traffic"]["seconds"], 2)
         results["sizes"][rows] = entry
     largest = dataset(max(int(s) for s in args.sizes.split(",")))
-    shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
-    results["scaling"] = scaling(largest, max(args.repeat, 7), shapes)
+    results["scaling"] = scaling(largest, max(args.repeat, 7), parse_shapes(args.shapes))
     print(json.dumps(results, indent=2))
 
 

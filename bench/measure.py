@@ -64,6 +64,11 @@ def in_turns(arms, rounds, run):
     return runs
 
 
+def parse_shapes(text):
+    """`1x1,1x2,2x1` as [(1, 1), (1, 2), (2, 1)]: processes x workers per process ('' for none)."""
+    return [tuple(int(n) for n in shape.split("x")) for shape in text.split(",") if shape]
+
+
 def with_base(shapes):
     """Scaling shapes (processes, workers) with the 1x1 shape first (added if missing): the
     ratios are to it."""

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_broker import Broker  # noqa: E402
-from measure import PeakMemory, in_turns, paired_speedups, percentile, with_base  # noqa: E402
+from measure import PeakMemory, in_turns, paired_speedups, parse_shapes, percentile, with_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
@@ -281,8 +281,7 @@ def main():
         results["produce_seconds"] = round(time.perf_counter() - started, 2)
         results.update(against_raw(broker.bootstrap, "throughput", args.workers, args.messages, args.rounds))
         if args.shapes:
-            shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
-            results["scaling"] = scaling(broker.bootstrap, "throughput", args.messages, shapes)
+            results["scaling"] = scaling(broker.bootstrap, "throughput", args.messages, parse_shapes(args.shapes))
         if not args.skip_spark:
             results["spark"] = run_spark(broker.bootstrap, "throughput", args.workers, args.messages)
         if args.latency_seconds > 0:
