@@ -10,7 +10,6 @@ On a bigger machine, e.g. 16 cores: batch_bench.py --scaling-only --shapes 1x1,1
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from measure import PeakMemory, in_turns, paired_speedups, parse_shapes, with_base  # noqa: E402
+from measure import PeakMemory, children_cpu_seconds, in_turns, paired_speedups, parse_shapes, with_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.path.join(ROOT, "target/release/traffic")
@@ -40,53 +39,101 @@ def dataset(rows):
 def timed(command, parse=None):
     """Runs `command`, returns (seconds, peak MB, stdout, CPU seconds of the process tree); seconds
     from the tool's own report if parsed."""
-    output = tempfile.mkdtemp(prefix="traffic-bench-batch-")
-    command = [c.replace("{out}", output + "/out") for c in command]
+    seconds, peak, outputs, cpu = timed_together([command])
+    return (parse(outputs[0]) if parse else seconds), peak, outputs[0], cpu
+
+
+def timed_together(commands):
+    """Runs `commands` at once, each with its own `{out}` directory; returns (seconds until the
+    last exits, sum of their peak MB, their stdouts, CPU seconds of all their process trees)."""
+    outputs = [tempfile.mkdtemp(prefix="traffic-bench-batch-") for _ in commands]
+    commands = [[c.replace("{out}", output + "/out") for c in command] for command, output in zip(commands, outputs)]
     # Flush the previous run's output first: its write-back would otherwise compete with this run.
     os.sync()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_seconds()
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    memory = PeakMemory(process.pid, every=0.05)
-    stdout = process.communicate()[0]
+    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for c in commands]
+    memories = [PeakMemory(process.pid, every=0.05) for process in processes]
+    stdouts = [process.communicate()[0] for process in processes]
     wall = time.perf_counter() - start
-    peak = memory.stop()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    shutil.rmtree(output, ignore_errors=True)
-    if process.returncode != 0:
-        raise RuntimeError(f"{command} failed")
-    seconds = parse(stdout) if parse else wall
-    return seconds, peak // 1024, stdout, cpu
+    peak = sum(memory.stop() for memory in memories)
+    cpu = children_cpu_seconds() - before
+    for output in outputs:
+        shutil.rmtree(output, ignore_errors=True)
+    for command, process in zip(commands, processes):
+        if process.returncode != 0:
+            raise RuntimeError(f"{command} failed")
+    return wall, peak // 1024, stdouts, cpu
+
+
+def traffic_command(path, processes, workers):
+    return [TRAFFIC, "run", "batch", "--input", path, "--output", "{out}", "-n", str(processes), "-w", str(workers)]
 
 
 def traffic(path, processes, workers):
-    return timed([TRAFFIC, "run", "batch", "--input", path, "--output", "{out}", "-n", str(processes), "-w", str(workers)])
+    return timed(traffic_command(path, processes, workers))
+
+
+def split(path, parts):
+    """The CSV cut at line ends into `parts` files of about equal size, each with the header;
+    made once, beside it."""
+    stem = os.path.splitext(path)[0]
+    names = [f"{stem}.part{i + 1}of{parts}.csv" for i in range(parts)]
+    if all(os.path.exists(name) for name in names):
+        return names
+    size = os.path.getsize(path)
+    with open(path, "rb") as source:
+        header = source.readline()
+        for i, name in enumerate(names):
+            end = size * (i + 1) // parts
+            with open(name + ".tmp", "wb") as part:
+                part.write(header)
+                while source.tell() < end:
+                    part.write(source.readline())
+            os.replace(name + ".tmp", name)
+    return names
 
 
 def scaling(path, rounds, shapes):
     """Each round runs every shape (processes, workers per process) once, in turns, so a slow
     spell of the machine falls on all of them alike; per shape, the median wall time and CPU
     time, and the median of the per-round ratios to 1x1 (paired, the figure least moved by the
-    machine's drift)."""
-    def run(shape):
-        seconds, _, _, cpu = traffic(path, *shape)
+    machine's drift).
+
+    For each total of N > 1 workers the rounds also run the machine's ceiling for N: N separate
+    1x1 runs at once, each on 1/N of the file (no coordination, no exchange, no shared commit):
+    what N cores give this job here. Each shape's `paired_of_ceiling` is its per-round time
+    against that run's."""
+    def run(arm):
+        if arm[0] == "ceiling":
+            seconds, _, _, cpu = timed_together([traffic_command(part, 1, 1) for part in split(path, arm[1])])
+        else:
+            seconds, _, _, cpu = traffic(path, *arm)
         return seconds, cpu
 
     shapes = with_base(shapes)
-    runs = in_turns(shapes, rounds, run)
+    ceilings = [("ceiling", n) for n in sorted({p * w for p, w in shapes} - {1})]
+    runs = in_turns(shapes + ceilings, rounds, run)
+    base = [r[0] for r in runs[(1, 1)]]
     result = {}
-    for p, w in shapes:
-        seconds = [r[0] for r in runs[(p, w)]]
-        paired = paired_speedups([r[0] for r in runs[(1, 1)]], seconds)
-        result[f"{p}x{w}"] = {
+    for arm in shapes + ceilings:
+        seconds = [r[0] for r in runs[arm]]
+        paired = paired_speedups(base, seconds)
+        entry = {
             "seconds": round(statistics.median(seconds), 3),
             "runs": [round(s, 3) for s in seconds],
-            "cpu_seconds": round(statistics.median(r[1] for r in runs[(p, w)]), 3),
-            "speedup_vs_1x1": round(statistics.median(runs[(1, 1)][i][0] for i in range(rounds)) / statistics.median(seconds), 2),
+            "cpu_seconds": round(statistics.median(r[1] for r in runs[arm]), 3),
+            "speedup_vs_1x1": round(statistics.median(base) / statistics.median(seconds), 2),
             "paired_speedup_vs_1x1": round(statistics.median(paired), 2),
             "paired_speedups": [round(x, 2) for x in paired],
         }
+        if arm[0] == "ceiling":
+            result[f"ceiling_{arm[1]}"] = entry
+            continue
+        if arm[0] * arm[1] > 1:
+            ceiling = [r[0] for r in runs[("ceiling", arm[0] * arm[1])]]
+            entry["paired_of_ceiling"] = round(statistics.median(paired_speedups(ceiling, seconds)), 2)
+        result[f"{arm[0]}x{arm[1]}"] = entry
     return result
 
 

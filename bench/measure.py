@@ -1,5 +1,7 @@
-"""Measuring helpers for the benchmarks: peak memory of a process tree, percentiles, tables."""
+"""Measuring helpers for the benchmarks: peak memory of a process tree, CPU time, percentiles,
+tables."""
 import os
+import resource
 import threading
 import time
 
@@ -52,6 +54,20 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         return self.peak_kb
+
+
+def children_cpu_seconds():
+    """User and system CPU seconds of this process's waited-for children so far: the difference
+    around a run is the CPU time of the run's process tree."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid):
+    """User and system CPU seconds of a running process so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def in_turns(arms, rounds, run):

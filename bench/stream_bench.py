@@ -23,7 +23,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_broker import Broker  # noqa: E402
-from measure import PeakMemory, in_turns, paired_speedups, parse_shapes, percentile, with_base  # noqa: E402
+from measure import (  # noqa: E402
+    PeakMemory, children_cpu_seconds, in_turns, paired_speedups, parse_shapes, percentile, process_cpu_seconds, with_base,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
@@ -119,24 +121,40 @@ def run_raw(bootstrap, topic, workers):
     return json.loads(out)
 
 
-def against_raw(bootstrap, topic, workers, expected, rounds):
+def against_raw(broker, topic, workers, expected, rounds):
     """Raw consumes and traffic drains of one topic, in turns for `rounds` rounds: a drain takes
     seconds and this shared VM drifts 20-40 % from minute to minute, so each traffic run is set
     against the raw run beside it. Returns the median run of each (by time) and the ratios of
-    traffic's sustained and whole-drain rates to raw's, per round and their medians."""
-    def run(tool):
-        if tool == "raw":
-            return run_raw(bootstrap, topic, workers)
-        return run_traffic(bootstrap, topic, workers, expected)
+    traffic's sustained and whole-drain rates to raw's, per round and their medians.
 
+    One raw and one traffic drain go first, unmeasured: the broker's first reads of a topic after
+    producing it are slower (its JIT and page cache warm up; here the first raw read ran at 3.1
+    M/s and later ones at 5.4-5.8 M/s), which would flatter whichever tool ran against a cold
+    broker. Each run also reports the CPU seconds of its own process tree and of the broker: where
+    both tools are bound by the machine's CPU, the ratio of their CPU time per message (broker
+    included) predicts the ratio of their rates."""
+    def run(tool):
+        own, served = children_cpu_seconds(), process_cpu_seconds(broker.process.pid)
+        result = run_raw(broker.bootstrap, topic, workers) if tool == "raw" else run_traffic(broker.bootstrap, topic, workers, expected)
+        result["cpu_seconds"] = round(children_cpu_seconds() - own, 2)
+        result["broker_cpu_seconds"] = round(process_cpu_seconds(broker.process.pid) - served, 2)
+        return result
+
+    run("raw"), run("traffic")
     runs = in_turns(["raw", "traffic"], rounds, run)
     median = {tool: dict(sorted(results, key=lambda r: r["seconds"])[len(results) // 2],
-                         runs=[r["seconds"] for r in results]) for tool, results in runs.items()}
+                         runs=[r["seconds"] for r in results],
+                         cpu_seconds=statistics.median(r["cpu_seconds"] for r in results),
+                         broker_cpu_seconds=statistics.median(r["broker_cpu_seconds"] for r in results))
+              for tool, results in runs.items()}
     sustained = [t["sustained_rate"] / r["rate"] for r, t in zip(runs["raw"], runs["traffic"])]
     drain = [t["rate"] / r["rate"] for r, t in zip(runs["raw"], runs["traffic"])]
+    cpu = {tool: median[tool]["cpu_seconds"] + median[tool]["broker_cpu_seconds"] for tool in runs}
     median["traffic_vs_raw"] = {
         "sustained": round(statistics.median(sustained), 3), "sustained_by_round": [round(x, 3) for x in sustained],
         "drain": round(statistics.median(drain), 3), "drain_by_round": [round(x, 3) for x in drain],
+        "cpu_us_per_message": {tool: round(seconds * 1e6 / expected, 3) for tool, seconds in cpu.items()},
+        "cpu_bound_ratio": round(cpu["raw"] / cpu["traffic"], 3),
     }
     return median
 
@@ -279,7 +297,7 @@ def main():
         # the four partitions would hold very unequal shares and one worker would finish alone.
         results["producer"] = produce(broker.bootstrap, "throughput", args.messages, 0, bad=0.001, sensors=1000)
         results["produce_seconds"] = round(time.perf_counter() - started, 2)
-        results.update(against_raw(broker.bootstrap, "throughput", args.workers, args.messages, args.rounds))
+        results.update(against_raw(broker, "throughput", args.workers, args.messages, args.rounds))
         if args.shapes:
             results["scaling"] = scaling(broker.bootstrap, "throughput", args.messages, parse_shapes(args.shapes))
         if not args.skip_spark:
