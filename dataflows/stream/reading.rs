@@ -83,6 +83,32 @@ struct Fields<'a> {
 /// JSON's own grammar. Anything else returns `None` and goes to serde_json, which decides (and
 /// words the error); so both paths accept exactly the same messages.
 fn canonical(payload: &[u8]) -> Option<Fields<'_>> {
+    in_producer_layout(payload).or_else(|| in_any_layout(payload))
+}
+
+/// The layout sensors and `traffic produce` write: the four keys in the seed's order, no spaces.
+/// Straight-line, with no key dispatch; any other layout is for [`in_any_layout`].
+fn in_producer_layout(payload: &[u8]) -> Option<Fields<'_>> {
+    let mut scan = Scanner { text: payload, pos: 0 };
+    scan.literal(b"{\"sensor_id\":").then_some(())?;
+    let id = scan.string()?;
+    scan.literal(b",\"timestamp\":").then_some(())?;
+    let time = scan.string()?;
+    scan.literal(b",\"average_speed\":").then_some(())?;
+    let average_speed = scan.number()?;
+    scan.literal(b",\"traffic_density\":").then_some(())?;
+    let traffic_density = scan.number()?;
+    (payload.get(scan.pos..)? == b"}").then_some(())?;
+    Some(Fields {
+        sensor_id: std::str::from_utf8(id).ok()?,
+        timestamp: time.is_ascii().then_some(time)?,
+        average_speed,
+        traffic_density,
+    })
+}
+
+/// The four fields in any order, with any JSON white space.
+fn in_any_layout(payload: &[u8]) -> Option<Fields<'_>> {
     let mut scan = Scanner { text: payload, pos: 0 };
     scan.expect(b'{')?;
     let (mut id, mut time, mut speed, mut density) = (None, None, None, None);
@@ -309,6 +335,40 @@ mod tests {
                 assert_eq!(a, b);
             }
         }
+    }
+
+    #[test]
+    fn the_producer_layout_reads_as_any_layout_does() {
+        let fields = |f: Option<Fields<'_>>| {
+            f.map(|f| {
+                (f.sensor_id.to_string(), f.timestamp.to_vec(), f.average_speed.to_bits(), f.traffic_density.to_bits())
+            })
+        };
+        let producer: [&[u8]; 4] = [
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00.5Z","average_speed":54.2,"traffic_density":31}"#,
+            br#"{"sensor_id":"sensor-0042","timestamp":"2024-05-01 12:00:00","average_speed":-0.0,"traffic_density":1e1}"#,
+            br#"{"sensor_id":"\u00e9","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3}"#,
+            "{\"sensor_id\":\"é\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"average_speed\":1,\"traffic_density\":3}".as_bytes(),
+        ];
+        for payload in producer {
+            assert_eq!(
+                fields(in_producer_layout(payload)),
+                fields(in_any_layout(payload)),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        // Anything past the producer's layout is left to the general scanner (and to serde_json).
+        let other: [&[u8]; 4] = [
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3} "#,
+            br#"{"sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3,"sensor_id":"S2"}"#,
+            br#"{ "sensor_id":"S1","timestamp":"2024-05-01T12:00:00Z","average_speed":1,"traffic_density":3}"#,
+            br#"{"timestamp":"2024-05-01T12:00:00Z","sensor_id":"S1","average_speed":1,"traffic_density":3}"#,
+        ];
+        for payload in other {
+            assert!(in_producer_layout(payload).is_none(), "{}", String::from_utf8_lossy(payload));
+        }
+        assert!(in_any_layout(other[0]).is_some() && in_any_layout(other[1]).is_none());
     }
 
     #[test]
