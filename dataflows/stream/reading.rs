@@ -79,6 +79,20 @@ struct Fields<'a> {
     traffic_density: f64,
 }
 
+impl<'a> Fields<'a> {
+    /// The fields of a scanned message, if the id is UTF-8 and the time stamp ASCII. Inlined: as a
+    /// call it cost the parser 12 ns per message (`examples/parse_rate`).
+    #[inline(always)]
+    fn checked(id: &'a [u8], timestamp: &'a [u8], average_speed: f64, traffic_density: f64) -> Option<Self> {
+        Some(Fields {
+            sensor_id: std::str::from_utf8(id).ok()?,
+            timestamp: timestamp.is_ascii().then_some(timestamp)?,
+            average_speed,
+            traffic_density,
+        })
+    }
+}
+
 /// The fast path: a flat object of exactly the four fields, strings without escapes, numbers in
 /// JSON's own grammar. Anything else returns `None` and goes to serde_json, which decides (and
 /// words the error); so both paths accept exactly the same messages.
@@ -95,16 +109,11 @@ fn in_producer_layout(payload: &[u8]) -> Option<Fields<'_>> {
     scan.literal(b",\"timestamp\":").then_some(())?;
     let time = scan.string()?;
     scan.literal(b",\"average_speed\":").then_some(())?;
-    let average_speed = scan.number()?;
+    let speed = scan.number()?;
     scan.literal(b",\"traffic_density\":").then_some(())?;
-    let traffic_density = scan.number()?;
+    let density = scan.number()?;
     (payload.get(scan.pos..)? == b"}").then_some(())?;
-    Some(Fields {
-        sensor_id: std::str::from_utf8(id).ok()?,
-        timestamp: time.is_ascii().then_some(time)?,
-        average_speed,
-        traffic_density,
-    })
+    Fields::checked(id, time, speed, density)
 }
 
 /// The four fields in any order, with any JSON white space.
@@ -132,12 +141,7 @@ fn in_any_layout(payload: &[u8]) -> Option<Fields<'_>> {
     if scan.pos != payload.len() {
         return None;
     }
-    Some(Fields {
-        sensor_id: std::str::from_utf8(id?).ok()?,
-        timestamp: time.filter(|t| t.is_ascii())?,
-        average_speed: speed?,
-        traffic_density: density?,
-    })
+    Fields::checked(id?, time?, speed?, density?)
 }
 
 /// The four keys of a sensor message.
