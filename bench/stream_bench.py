@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Stream benchmark on a real Kafka broker: sustained events/s of `traffic run stream` against the
-raw librdkafka consume rate and Spark Structured Streaming doing the seed's job; drains by 1x1,
-1x2 and 2x1 (processes x workers); produce-to-visible latency at a fixed rate; and an optional
-soak run for memory.
+raw librdkafka consume rate (W readers against W workers, and one against one) and Spark
+Structured Streaming doing the seed's job; drains by 1x1, 1x2 and 2x1 (processes x workers);
+produce-to-visible latency at a fixed rate; and an optional soak run for memory.
 
 Usage: stream_bench.py [--messages N] [--workers W] [--rounds R] [--latency-rate R] [--latency-seconds S]
-                       [--soak SECONDS [--soak-lateness 10m]] [--skip-spark] [--shapes 1x1,1x2,2x1]
+                       [--soak SECONDS [--soak-lateness 10m]] [--skip-spark] [--no-one-reader]
+                       [--shapes 1x1,1x2,2x1]
 Prints a JSON document of results.
 """
 import argparse
@@ -285,6 +286,8 @@ def main():
     parser.add_argument("--soak-lateness", default="10m", help="--allowed-lateness of the soak run")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of raw and traffic drains, in turns")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--no-one-reader", dest="one_reader", action="store_false",
+                        help="skip the comparison of one raw reader with one traffic worker")
     parser.add_argument("--shapes", default="1x1,1x2,2x1",
                         help="scaling shapes of the drain, processes x workers ('' for none)")
     args = parser.parse_args()
@@ -298,6 +301,11 @@ def main():
         results["producer"] = produce(broker.bootstrap, "throughput", args.messages, 0, bad=0.001, sensors=1000)
         results["produce_seconds"] = round(time.perf_counter() - started, 2)
         results.update(against_raw(broker, "throughput", args.workers, args.messages, args.rounds))
+        if args.workers > 1 and args.one_reader:
+            # One reader and one worker on the same cores: neither tool is then short of CPU (the
+            # second core takes librdkafka's fetch thread and the broker), so the ratio is what
+            # traffic's work costs a reader that has a core to spare.
+            results["one_reader"] = against_raw(broker, "throughput", 1, args.messages, args.rounds)
         if args.shapes:
             results["scaling"] = scaling(broker.bootstrap, "throughput", args.messages, parse_shapes(args.shapes))
         if not args.skip_spark:

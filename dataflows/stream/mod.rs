@@ -14,6 +14,7 @@ mod ingest;
 mod partials;
 mod plan;
 mod reading;
+mod scanner;
 mod schema;
 mod windows;
 
