@@ -113,7 +113,7 @@ fn in_producer_layout(payload: &[u8]) -> Option<Fields<'_>> {
     let speed = scan.number()?;
     scan.literal(b",\"traffic_density\":").then_some(())?;
     let density = scan.number()?;
-    (payload.get(scan.pos..)? == b"}").then_some(())?;
+    (scan.rest() == b"}").then_some(())?;
     Fields::checked(id, time, speed, density)
 }
 
@@ -139,7 +139,7 @@ fn in_any_layout(payload: &[u8]) -> Option<Fields<'_>> {
         }
     }
     scan.skip_space();
-    if scan.pos != payload.len() {
+    if !scan.rest().is_empty() {
         return None;
     }
     Fields::checked(id?, time?, speed?, density?)
@@ -157,7 +157,7 @@ enum Key {
 /// with escapes) is for serde_json.
 fn read_key(scan: &mut Scanner<'_>) -> Option<Key> {
     scan.skip_space();
-    let key = match scan.text.get(scan.pos + 1..scan.pos + 3)? {
+    let key = match scan.rest().get(1..3)? {
         [b's', _] => scan.literal(b"\"sensor_id\"").then_some(Key::SensorId),
         [b't', b'i'] => scan.literal(b"\"timestamp\"").then_some(Key::Timestamp),
         [b'a', _] => scan.literal(b"\"average_speed\"").then_some(Key::AverageSpeed),

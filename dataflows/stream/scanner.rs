@@ -3,16 +3,20 @@
 
 /// A position in a JSON text.
 pub(super) struct Scanner<'a> {
-    /// The whole text.
-    pub(super) text: &'a [u8],
+    text: &'a [u8],
     /// Bytes read so far.
-    pub(super) pos: usize,
+    pos: usize,
 }
 
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `text`.
     pub(super) fn new(text: &'a [u8]) -> Self {
         Scanner { text, pos: 0 }
+    }
+
+    /// The text not read yet.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        &self.text[self.pos..]
     }
 
     /// Steps over JSON white space.
