@@ -15,7 +15,7 @@ pub fn split_ranges(size: u64, chunk_size: u64) -> Vec<Range<u64>> {
     (0..count).map(|i| (size * i / count)..(size * (i + 1) / count)).collect()
 }
 
-/// Reads byte ranges of one input file: straight from the file system for local files (no
+/// Reads byte ranges of one input file: mapped from the file system for local files (no
 /// zero-filled buffer, no copy), through the object store otherwise.
 pub enum RangeReader {
     /// A local file.
@@ -34,6 +34,12 @@ impl RangeReader {
             RangeReader::Local(path) => {
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+                let mapped = super::mapped::map_range(&file, range.clone()).with_context(|| {
+                    format!("cannot read bytes {}..{} of {}", range.start, range.end, path.display())
+                })?;
+                if let Some(bytes) = mapped {
+                    return Ok(bytes);
+                }
                 file.seek(SeekFrom::Start(range.start))?;
                 let mut buffer = Vec::with_capacity((range.end - range.start) as usize);
                 file.take(range.end - range.start)

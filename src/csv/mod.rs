@@ -4,6 +4,7 @@ pub mod chunk;
 pub mod columns;
 
 pub mod fields;
+mod mapped;
 pub mod parse;
 pub mod source;
 
