@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from measure import PeakMemory, children_cpu_seconds, in_turns, paired_speedups, parse_shapes, with_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAFFIC = os.path.join(ROOT, "target/release/traffic")
+TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.environ.get("TRAFFIC_BENCH_DATA", "/tmp/traffic-bench-data")
 

@@ -2,17 +2,18 @@
 //! publishes an input's files once all its chunks are recorded.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, ChunkReport, LoadCommit};
+use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, LoadCommit};
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan, CLAIMS};
 use crate::checkpoint::{create_record, publish};
@@ -24,24 +25,39 @@ use crate::time_stash::TimeStash;
 /// A change to the collection of partial aggregates.
 pub type PartialUpdate = (Partial, u64, isize);
 
-/// The commit operator. Its output is the collection of partial aggregates of visible data:
-/// a load's partials enter when its files are published, and leave when a reload replaces them.
+/// What the committer tells the trend views, with the time it happened at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Committed {
+    /// Partials it read itself enter (`+1`: chunks recorded by an earlier run, loads visible at
+    /// the start) or leave (`-1`: a load replaced by a reload).
+    Change(Partial, isize),
+    /// A load's files were published: `worker` releases the partials of the chunks it loaded.
+    Published {
+        /// The load published.
+        load_id: String,
+        /// The worker this notice is for (each gets one).
+        worker: usize,
+    },
+}
+
+/// The commit operator. Its output tells the views which partial aggregates are visible: a load's
+/// partials enter when its files are published, and leave when a reload replaces them.
 pub fn committer<'scope>(
-    records: Stream<'scope, u64, Vec<ChunkReport>>,
+    records: Stream<'scope, u64, Vec<ChunkRecord>>,
     lake: Lake,
     shared: Rc<RefCell<Option<Plan>>>,
     summary: Rc<RefCell<Option<Summary>>>,
     job: JobContext,
-) -> Stream<'scope, u64, Vec<PartialUpdate>> {
-    let index = records.scope().index();
-    records.unary_frontier::<CapacityContainerBuilder<Vec<PartialUpdate>>, _, _, _>(
-        Exchange::new(|_: &ChunkReport| 0),
+) -> Stream<'scope, u64, Vec<(Committed, u64)>> {
+    let (index, peers) = (records.scope().index(), records.scope().peers());
+    records.unary_frontier::<CapacityContainerBuilder<Vec<(Committed, u64)>>, _, _, _>(
+        Exchange::new(|_: &ChunkRecord| 0),
         "Commit",
         move |initial, _info| {
             // Held until the summary is written, so the job is not done before it.
             let mut initial: Option<Capability<u64>> = (index == 0).then_some(initial);
             let mut log: Option<CommitLog> = None;
-            let mut stash: TimeStash<ChunkReport> = TimeStash::default();
+            let mut stash: TimeStash<ChunkRecord> = TimeStash::default();
             move |(input, frontier), output| {
                 stash.absorb(input);
                 let Some(initial_cap) = initial.as_ref() else {
@@ -51,8 +67,9 @@ pub fn committer<'scope>(
                     let Some(plan) = shared.borrow_mut().take() else {
                         return;
                     };
-                    let (started, changes) = CommitLog::start(lake.clone(), plan).unwrap_or_else(|e| job.fail(&e));
-                    output.session(initial_cap).give_iterator(changes.into_iter().map(|(p, d)| (p, 0, d)));
+                    let (started, changes) =
+                        CommitLog::start(lake.clone(), plan, peers).unwrap_or_else(|e| job.fail(&e));
+                    output.session(initial_cap).give_iterator(changes.into_iter().map(|c| (c, 0)));
                     log = Some(started);
                 }
                 let log_ref = log.as_mut().expect("started");
@@ -61,7 +78,7 @@ pub fn committer<'scope>(
                         let changes = log_ref.record(record).unwrap_or_else(|e| job.fail(&e));
                         log_ref.report(&job.progress, *cap.time());
                         Progress::add(&job.progress.committed, 1);
-                        output.session(&cap).give_iterator(changes.into_iter().map(|(p, d)| (p, *cap.time(), d)));
+                        output.session(&cap).give_iterator(changes.into_iter().map(|c| (c, *cap.time())));
                     }
                 }
                 if frontier.frontier().is_empty() {
@@ -79,6 +96,8 @@ struct CommitLog {
     lake: Lake,
     visible: VisiblePartials,
     loads: HashMap<String, PendingLoad>,
+    /// Workers in the run: each gets a notice of every publication.
+    peers: usize,
     next_seq: u64,
     summary: Summary,
     /// Claims this run's loaders may have made, deleted when the run ends.
@@ -93,20 +112,22 @@ type VisiblePartials = HashMap<String, Partials>;
 struct PendingLoad {
     plan: LoadPlan,
     records: BTreeMap<u32, ChunkRecord>,
-    /// Partial aggregates of the chunks loaded by this run (the others are read back from files).
-    partials: BTreeMap<u32, Partials>,
+    /// Chunks loaded by this run: their loaders hold their partials (the others' partials are
+    /// read back from their files).
+    reported: BTreeSet<u32>,
 }
 
 impl CommitLog {
     /// Starts from the plan; returns the partials of the visible loads, and publishes loads whose
     /// chunks were all recorded by an interrupted run.
-    fn start(lake: Lake, plan: Plan) -> Result<(CommitLog, Vec<(Partial, isize)>)> {
-        let mut changes: Vec<(Partial, isize)> =
-            plan.current.iter().flat_map(|(_, partials)| partials.records().map(|p| (p, 1))).collect();
+    fn start(lake: Lake, plan: Plan, peers: usize) -> Result<(CommitLog, Vec<Committed>)> {
+        let mut changes: Vec<Committed> =
+            plan.current.iter().flat_map(|(_, partials)| partials.records().map(|p| Committed::Change(p, 1))).collect();
         let mut log = CommitLog {
             lake,
             visible: plan.current.into_iter().map(|(commit, partials)| (commit.load_id, partials)).collect(),
             loads: HashMap::new(),
+            peers,
             next_seq: plan.next_seq,
             summary: Summary { skipped: plan.skipped, ..Default::default() },
             claims: plan.tasks.iter().filter_map(|t| t.claim.clone()).collect(),
@@ -114,15 +135,14 @@ impl CommitLog {
         for load in plan.loads {
             let records = load.recorded.iter().map(|r| (r.chunk, r.clone())).collect();
             let load_id = load.load_id.clone();
-            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records, partials: BTreeMap::new() });
+            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records, reported: BTreeSet::new() });
             changes.extend(log.publish_if_complete(&load_id)?);
         }
         Ok((log, changes))
     }
 
     /// Records a finished chunk; publishes its load if it was the last one.
-    fn record(&mut self, report: ChunkReport) -> Result<Vec<(Partial, isize)>> {
-        let ChunkReport { record, partials } = report;
+    fn record(&mut self, record: ChunkRecord) -> Result<Vec<Committed>> {
         if record.read != record.written + record.quarantined {
             bail!(
                 "chunk {} of load {} does not reconcile: read {} != written {} + quarantined {}",
@@ -136,7 +156,7 @@ impl CommitLog {
         create_record(&self.lake, &chunk_record_path(&record.load_id, record.chunk), &record)?;
         let load_id = record.load_id.clone();
         let Some(pending) = self.loads.get_mut(&load_id) else { bail!("chunk of an unplanned load {load_id}") };
-        pending.partials.insert(record.chunk, partials);
+        pending.reported.insert(record.chunk);
         pending.records.insert(record.chunk, record);
         self.publish_if_complete(&load_id)
     }
@@ -149,12 +169,12 @@ impl CommitLog {
         Progress::set(&progress.frontier, time);
     }
 
-    fn publish_if_complete(&mut self, load_id: &str) -> Result<Vec<(Partial, isize)>> {
+    fn publish_if_complete(&mut self, load_id: &str) -> Result<Vec<Committed>> {
         let complete = self.loads.get(load_id).is_some_and(|p| p.records.len() as u32 == p.plan.chunks);
         if !complete {
             return Ok(Vec::new());
         }
-        let PendingLoad { plan, records, partials } = self.loads.remove(load_id).expect("pending load");
+        let PendingLoad { plan, records, reported } = self.loads.remove(load_id).expect("pending load");
         let files: Vec<_> = records.values().flat_map(|r| r.files.iter().cloned()).collect();
         let targets: HashSet<&str> = files.iter().map(|f| f.target.as_str()).collect();
         let retired: Vec<String> = plan
@@ -179,9 +199,8 @@ impl CommitLog {
             partials: records.values().map(|r| r.partials.clone()).collect(),
         };
         let missing: Vec<String> =
-            records.values().filter(|r| !partials.contains_key(&r.chunk)).map(|r| r.partials.clone()).collect();
-        let mut loaded: Vec<Partials> = partials.into_values().collect();
-        loaded.extend(Partials::read_all(&self.lake, &missing)?);
+            records.values().filter(|r| !reported.contains(&r.chunk)).map(|r| r.partials.clone()).collect();
+        let recovered = Partials::read_all(&self.lake, &missing)?;
         create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
         publish(&self.lake, &commit.files)?;
         self.lake.delete_many(&commit.retired)?;
@@ -193,9 +212,14 @@ impl CommitLog {
         self.summary.written += commit.written;
         self.summary.quarantined += commit.quarantined;
         self.summary.files += commit.files.len() as u64;
-        let mut changes: Vec<(Partial, isize)> = Partials::load_records(&loaded).into_iter().map(|p| (p, 1)).collect();
+        let mut changes: Vec<Committed> =
+            Partials::load_records(&recovered).into_iter().map(|p| Committed::Change(p, 1)).collect();
         if let Some(old) = plan.replaces.as_ref().and_then(|old| self.visible.remove(&old.load_id)) {
-            changes.extend(old.records().map(|p| (p, -1)));
+            changes.extend(old.records().map(|p| Committed::Change(p, -1)));
+        }
+        if !reported.is_empty() {
+            let load_id = &plan.load_id;
+            changes.extend((0..self.peers).map(|worker| Committed::Published { load_id: load_id.clone(), worker }));
         }
         Ok(changes)
     }

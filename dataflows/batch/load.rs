@@ -9,10 +9,11 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::manifest::{chunk_partials_path, ChunkRecord, ChunkReport};
+use super::manifest::{chunk_partials_path, ChunkRecord};
 use super::order;
-use super::partials::PartialsBuilder;
+use super::partials::{Partials, PartialsBuilder};
 use super::plan::ChunkTask;
+use super::release::HeldPartials;
 use super::schema::{counts_batch, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
 use crate::calendar::month_label;
 use crate::checkpoint::StagedFile;
@@ -25,14 +26,16 @@ use crate::progress::Progress;
 /// The loading operator: each worker receives its tasks, waits for the whole plan (the frontier
 /// passing time 0), then loads its chunks in time order, one per activation: those dealt to it,
 /// then those of the plan's tail that it claims first. It holds a capability at the next chunk's
-/// time, so the frontier tells the committer which chunks are finished.
+/// time, so the frontier tells the committer which chunks are finished. A chunk's partials stay
+/// in `held` until the committer publishes its load.
 pub fn loader<'scope>(
     tasks: Stream<'scope, u64, Vec<ChunkTask>>,
     lake: Lake,
+    held: HeldPartials,
     job: JobContext,
-) -> Stream<'scope, u64, Vec<ChunkReport>> {
+) -> Stream<'scope, u64, Vec<ChunkRecord>> {
     let activator_scope = tasks.scope();
-    tasks.unary_frontier::<CapacityContainerBuilder<Vec<ChunkReport>>, _, _, _>(
+    tasks.unary_frontier::<CapacityContainerBuilder<Vec<ChunkRecord>>, _, _, _>(
         Exchange::new(|task: &ChunkTask| task.worker as u64),
         "Load",
         move |_default, info| {
@@ -71,8 +74,10 @@ pub fn loader<'scope>(
                         break task;
                     }
                 };
-                let record =
+                let (record, partials) =
                     load_chunk(&task, &lake, &counts, &quarantine, &job.progress).unwrap_or_else(|e| job.fail(&e));
+                // Held before the record leaves: its publication cannot then overtake them.
+                held.hold(&record.load_id, partials);
                 output.session(&*cap).give(record);
                 match queue.first_key_value() {
                     Some((&next, _)) => {
@@ -95,14 +100,15 @@ fn claim(lake: &Lake, task: &ChunkTask) -> Result<bool> {
     }
 }
 
-/// Loads one chunk and stages its files; returns the record the committer will write.
+/// Loads one chunk and stages its files; returns the record the committer will write and the
+/// chunk's partial aggregates (also staged, for a later run if this one stops).
 pub fn load_chunk(
     task: &ChunkTask,
     lake: &Lake,
     counts: &FileFormat,
     quarantine: &FileFormat,
     progress: &Progress,
-) -> Result<ChunkReport> {
+) -> Result<(ChunkRecord, Partials)> {
     let started = std::time::Instant::now();
     let reader = task.source.reader()?;
     let lines = read_lines(&reader, task.range.0..task.range.1, task.source.size)?;
@@ -174,7 +180,7 @@ pub fn load_chunk(
         files,
         partials: partials_path,
     };
-    Ok(ChunkReport { record, partials })
+    Ok((record, partials))
 }
 
 #[cfg(test)]

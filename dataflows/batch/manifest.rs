@@ -54,16 +54,6 @@ pub struct ChunkRecord {
     pub partials: String,
 }
 
-/// What a loader sends the committer: the chunk's record, and its partial aggregates in memory
-/// (also written to the record's partials file, which a later run reads if this one stops).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkReport {
-    /// The record to write.
-    pub record: ChunkRecord,
-    /// The chunk's partial aggregates.
-    pub partials: super::partials::Partials,
-}
-
 /// An input file's rows made visible: written once every chunk of the load is recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadCommit {

@@ -3,8 +3,8 @@
 //! Worker 0 plans (recovering from any interrupted run), every worker loads its chunks (those
 //! dealt to it, then pieces of the plan's tail it claims first), worker 0 commits each chunk when
 //! the progress frontier passes it and publishes an input once all its chunks are committed;
-//! differential dataflow then reduces the published partial aggregates into `junction_daily`
-//! and `junction_profile`.
+//! each worker then releases the partial aggregates of its chunks of that input, and differential
+//! dataflow reduces them into `junction_daily` and `junction_profile`.
 
 mod aggregate;
 mod commit;
@@ -13,6 +13,7 @@ mod manifest;
 mod order;
 mod partials;
 mod plan;
+mod release;
 mod schema;
 
 pub use manifest::{ChunkRecord, LoadCommit};
@@ -105,8 +106,10 @@ impl Dataflow for BatchDataflow {
         let probe = ProbeHandle::new();
         worker.dataflow_named::<u64, _, _>("batch", |scope| {
             let tasks = plan::planner(scope, lake.clone(), settings, shared_plan.clone(), context.clone());
-            let records = load::loader(tasks, lake.clone(), context.clone());
-            let partials = commit::committer(records, lake.clone(), shared_plan, summary.clone(), context.clone());
+            let held = release::HeldPartials::default();
+            let records = load::loader(tasks, lake.clone(), held.clone(), context.clone());
+            let committed = commit::committer(records, lake.clone(), shared_plan, summary.clone(), context.clone());
+            let partials = release::releaser(committed, held);
             aggregate::trend_views(partials.as_collection(), lake, context.clone()).probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))
