@@ -2,7 +2,7 @@
 //! publishes an input's files once all its chunks are recorded.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use anyhow::{bail, Result};
@@ -111,10 +111,9 @@ type VisiblePartials = HashMap<String, Partials>;
 
 struct PendingLoad {
     plan: LoadPlan,
+    /// Every recorded chunk: those of `plan.recorded` (an earlier run's, whose partials are read
+    /// back from their files) and this run's (whose loaders hold their partials).
     records: BTreeMap<u32, ChunkRecord>,
-    /// Chunks loaded by this run: their loaders hold their partials (the others' partials are
-    /// read back from their files).
-    reported: BTreeSet<u32>,
 }
 
 impl CommitLog {
@@ -135,7 +134,7 @@ impl CommitLog {
         for load in plan.loads {
             let records = load.recorded.iter().map(|r| (r.chunk, r.clone())).collect();
             let load_id = load.load_id.clone();
-            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records, reported: BTreeSet::new() });
+            log.loads.insert(load_id.clone(), PendingLoad { plan: load, records });
             changes.extend(log.publish_if_complete(&load_id)?);
         }
         Ok((log, changes))
@@ -156,7 +155,6 @@ impl CommitLog {
         create_record(&self.lake, &chunk_record_path(&record.load_id, record.chunk), &record)?;
         let load_id = record.load_id.clone();
         let Some(pending) = self.loads.get_mut(&load_id) else { bail!("chunk of an unplanned load {load_id}") };
-        pending.reported.insert(record.chunk);
         pending.records.insert(record.chunk, record);
         self.publish_if_complete(&load_id)
     }
@@ -174,7 +172,7 @@ impl CommitLog {
         if !complete {
             return Ok(Vec::new());
         }
-        let PendingLoad { plan, records, reported } = self.loads.remove(load_id).expect("pending load");
+        let PendingLoad { plan, records } = self.loads.remove(load_id).expect("pending load");
         let files: Vec<_> = records.values().flat_map(|r| r.files.iter().cloned()).collect();
         let targets: HashSet<&str> = files.iter().map(|f| f.target.as_str()).collect();
         let retired: Vec<String> = plan
@@ -198,8 +196,7 @@ impl CommitLog {
             // work on the path between the last chunk and the trend views.
             partials: records.values().map(|r| r.partials.clone()).collect(),
         };
-        let missing: Vec<String> =
-            records.values().filter(|r| !reported.contains(&r.chunk)).map(|r| r.partials.clone()).collect();
+        let missing: Vec<String> = plan.recorded.iter().map(|r| r.partials.clone()).collect();
         let recovered = Partials::read_all(&self.lake, &missing)?;
         create_record(&self.lake, &load_commit_path(commit.seq), &commit)?;
         publish(&self.lake, &commit.files)?;
@@ -217,7 +214,8 @@ impl CommitLog {
         if let Some(old) = plan.replaces.as_ref().and_then(|old| self.visible.remove(&old.load_id)) {
             changes.extend(old.records().map(|p| Committed::Change(p, -1)));
         }
-        if !reported.is_empty() {
+        // Chunks loaded by this run: their loaders release the partials they hold.
+        if records.len() > plan.recorded.len() {
             let load_id = &plan.load_id;
             changes.extend((0..self.peers).map(|worker| Committed::Published { load_id: load_id.clone(), worker }));
         }
