@@ -1,6 +1,9 @@
-//! Kafka connectors (librdkafka via rdkafka): partition readers at explicit offsets, a batching
-//! producer, topic metadata, and the embedded mock broker.
+//! Kafka connectors: partition readers at explicit offsets (the fetch protocol spoken directly,
+//! or librdkafka), and through librdkafka a batching producer, topic metadata, and the embedded
+//! mock broker.
 
+pub mod fetch;
+pub mod librdkafka_reader;
 pub mod mock;
 pub mod producer;
 pub mod reader;
@@ -13,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 pub use producer::Producer;
-pub use reader::PartitionReader;
+pub use reader::{PartitionReader, ReaderKind};
 
 /// How long metadata requests may take before they count as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
