@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Stream benchmark on a real Kafka broker: sustained events/s of `traffic run stream` against the
-raw librdkafka consume rate (W readers against W workers, and one against one) and Spark
+raw consume rate with librdkafka and with traffic's native Fetch reader (W readers against W
+workers, and one against one; traffic on either reader) and Spark
 Structured Streaming doing the seed's job; drains by 1x1, 1x2 and 2x1 (processes x workers);
 produce-to-visible latency at a fixed rate; and an optional soak run for memory.
 
@@ -54,7 +55,13 @@ def latest_checkpoint(output):
     return None
 
 
-def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1):
+def reader_env(reader):
+    """The environment that makes `traffic` and `raw_consume` read Kafka with `reader` (`fetch`, the
+    native Fetch reader and the default, or `librdkafka`)."""
+    return dict(os.environ, TRAFFIC_KAFKA_READER=reader)
+
+
+def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1, reader="fetch"):
     """Drains `expected` messages with `traffic run stream --until-caught-up`, as Spark's
     `availableNow` trigger does: the run reads up to the topic's end, commits and exits.
 
@@ -68,7 +75,7 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1):
     process = subprocess.Popen(
         [TRAFFIC, "run", "stream", "--brokers", bootstrap, "--topic", topic, "--output", output, "--epoch", epoch,
          "-n", str(processes), "-w", str(workers), "--until-caught-up"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=reader_env(reader),
     )
     memory = PeakMemory(process.pid)
     per_epoch, seen, read = {}, set(), 0
@@ -96,7 +103,7 @@ def run_traffic(bootstrap, topic, workers, expected, epoch="1s", processes=1):
     busy = [n for _, n in sorted(per_epoch.items()) if n > 0][1:-1]
     sustained = statistics.median(busy) / epoch_seconds if busy else expected / seconds
     shutil.rmtree(output, ignore_errors=True)
-    return {"tool": "traffic", "seconds": round(seconds, 3), "rate": round(expected / seconds),
+    return {"tool": "traffic", "reader": reader, "seconds": round(seconds, 3), "rate": round(expected / seconds),
             "sustained_rate": round(sustained), "busy_epochs": len(busy), "peak_mb": peak // 1024}
 
 
@@ -117,46 +124,63 @@ def scaling(bootstrap, topic, expected, shapes, rounds=3):
     }
 
 
-def run_raw(bootstrap, topic, workers):
-    out = subprocess.run([RAW, bootstrap, topic, str(workers)], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+def run_raw(bootstrap, topic, workers, reader):
+    out = subprocess.run([RAW, bootstrap, topic, str(workers)], check=True, capture_output=True, text=True,
+                         env=reader_env(reader)).stdout
+    return dict(json.loads(out), reader=reader)
+
+
+# The arms set against each other: the raw consume rate with each reader, and the stream dataflow
+# on each. `raw` (librdkafka) is the issue's baseline; `raw_fetch` is the ceiling of the reader
+# traffic uses by default.
+ARMS = {
+    "raw": lambda b, t, w, n: run_raw(b, t, w, "librdkafka"),
+    "raw_fetch": lambda b, t, w, n: run_raw(b, t, w, "fetch"),
+    "traffic": lambda b, t, w, n: run_traffic(b, t, w, n, reader="fetch"),
+    "traffic_librdkafka": lambda b, t, w, n: run_traffic(b, t, w, n, reader="librdkafka"),
+}
 
 
 def against_raw(broker, topic, workers, expected, rounds):
-    """Raw consumes and traffic drains of one topic, in turns for `rounds` rounds: a drain takes
-    seconds and this shared VM drifts 20-40 % from minute to minute, so each traffic run is set
-    against the raw run beside it. Returns the median run of each (by time) and the ratios of
-    traffic's sustained and whole-drain rates to raw's, per round and their medians.
+    """Raw consumes and traffic drains of one topic (the `ARMS`), in turns for `rounds` rounds: a
+    drain takes seconds and this shared VM drifts 20-40 % from minute to minute, so each traffic
+    run is set against the raw runs beside it. Returns the median run of each arm (by time) and,
+    for each traffic arm against each raw reader, the ratios of traffic's sustained and
+    whole-drain rates to raw's, per round and their medians.
 
-    One raw and one traffic drain go first, unmeasured: the broker's first reads of a topic after
+    One run of each arm goes first, unmeasured: the broker's first reads of a topic after
     producing it are slower (its JIT and page cache warm up; here the first raw read ran at 3.1
     M/s and later ones at 5.4-5.8 M/s), which would flatter whichever tool ran against a cold
     broker. Each run also reports the CPU seconds of its own process tree and of the broker: where
     both tools are bound by the machine's CPU, the ratio of their CPU time per message (broker
     included) predicts the ratio of their rates."""
-    def run(tool):
+    def run(arm):
         own, served = children_cpu_seconds(), process_cpu_seconds(broker.process.pid)
-        result = run_raw(broker.bootstrap, topic, workers) if tool == "raw" else run_traffic(broker.bootstrap, topic, workers, expected)
+        result = ARMS[arm](broker.bootstrap, topic, workers, expected)
         result["cpu_seconds"] = round(children_cpu_seconds() - own, 2)
         result["broker_cpu_seconds"] = round(process_cpu_seconds(broker.process.pid) - served, 2)
         return result
 
-    run("raw"), run("traffic")
-    runs = in_turns(["raw", "traffic"], rounds, run)
+    for arm in ARMS:
+        run(arm)
+    runs = in_turns(list(ARMS), rounds, run)
     median = {tool: dict(sorted(results, key=lambda r: r["seconds"])[len(results) // 2],
                          runs=[r["seconds"] for r in results],
                          cpu_seconds=statistics.median(r["cpu_seconds"] for r in results),
                          broker_cpu_seconds=statistics.median(r["broker_cpu_seconds"] for r in results))
               for tool, results in runs.items()}
-    sustained = [t["sustained_rate"] / r["rate"] for r, t in zip(runs["raw"], runs["traffic"])]
-    drain = [t["rate"] / r["rate"] for r, t in zip(runs["raw"], runs["traffic"])]
-    cpu = {tool: median[tool]["cpu_seconds"] + median[tool]["broker_cpu_seconds"] for tool in runs}
-    median["traffic_vs_raw"] = {
-        "sustained": round(statistics.median(sustained), 3), "sustained_by_round": [round(x, 3) for x in sustained],
-        "drain": round(statistics.median(drain), 3), "drain_by_round": [round(x, 3) for x in drain],
-        "cpu_us_per_message": {tool: round(seconds * 1e6 / expected, 3) for tool, seconds in cpu.items()},
-        "cpu_bound_ratio": round(cpu["raw"] / cpu["traffic"], 3),
-    }
+    cpu = {arm: median[arm]["cpu_seconds"] + median[arm]["broker_cpu_seconds"] for arm in runs}
+    median["cpu_us_per_message"] = {arm: round(seconds * 1e6 / expected, 3) for arm, seconds in cpu.items()}
+    for stream in ("traffic", "traffic_librdkafka"):
+        for raw in ("raw", "raw_fetch"):
+            sustained = [t["sustained_rate"] / r["rate"] for r, t in zip(runs[raw], runs[stream])]
+            drain = [t["rate"] / r["rate"] for r, t in zip(runs[raw], runs[stream])]
+            median[f"{stream}_vs_{raw}"] = {
+                "sustained": round(statistics.median(sustained), 3),
+                "sustained_by_round": [round(x, 3) for x in sustained],
+                "drain": round(statistics.median(drain), 3), "drain_by_round": [round(x, 3) for x in drain],
+                "cpu_bound_ratio": round(cpu[raw] / cpu[stream], 3),
+            }
     return median
 
 

@@ -2,7 +2,8 @@
 //! settings and parallelism as the `stream` dataflow, and do nothing with it: the stream
 //! benchmark's ceiling.
 //!
-//! `cargo run --release --example raw_consume -- BROKERS TOPIC [THREADS]` reads partition `p` on
+//! `cargo run --release --example raw_consume -- BROKERS TOPIC [THREADS]` (with the reader that
+//! `TRAFFIC_KAFKA_READER` names: `fetch`, the default, or `librdkafka`) reads partition `p` on
 //! thread `p % THREADS` (as the stream assigns partitions to workers) and prints one JSON line
 //! with the message count, seconds and messages per second.
 

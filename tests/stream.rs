@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
@@ -15,13 +15,17 @@ use traffic::lake::Lake;
 
 /// Starts `traffic run stream` in the background.
 fn start_stream(kafka: &Kafka, topic: &str, output: &str, extra: &[&str]) -> Child {
-    common::traffic()
+    stream_command(kafka, topic, output, extra).spawn().unwrap()
+}
+
+fn stream_command(kafka: &Kafka, topic: &str, output: &str, extra: &[&str]) -> Command {
+    let mut command = common::traffic();
+    command
         .args(["run", "stream", "--brokers", &kafka.bootstrap, "--topic", topic, "--output", output, "--epoch", "1s"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::inherit());
+    command
 }
 
 /// The latest checkpoint of a stream output, as JSON.
@@ -227,8 +231,15 @@ fn every_record_lands_exactly_once_through_kills_and_rescaling() {
 /// consumer) made `--until-caught-up` wait forever, its next offset one short of the end.
 #[test]
 fn a_run_until_caught_up_passes_transaction_markers() {
+    // Both partition readers: the Fetch reader filters aborted records itself.
+    for reader in ["fetch", "librdkafka"] {
+        transaction_markers_are_passed_by(reader);
+    }
+}
+
+fn transaction_markers_are_passed_by(reader: &str) {
     let kafka = broker();
-    let topic = "transactional";
+    let topic = &format!("transactional-{reader}");
     kafka.create_topic(topic, 2);
     // A committed transaction of three readings, then an aborted one of two: each partition ends
     // in a commit or abort marker, and the aborted readings must not be read.
@@ -240,7 +251,7 @@ fn a_run_until_caught_up_passes_transaction_markers() {
         })
         .collect();
     kafka.python_ok(&format!(
-        "p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id='traffic-test')
+        "p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id='traffic-test-{reader}')
 p.init_transactions()
 for commit, batch in [(True, {committed:?}), (False, {aborted:?})]:
     p.begin_transaction()
@@ -252,16 +263,17 @@ p.close()",
         committed = &messages[..3],
         aborted = &messages[3..],
     ));
-    let out = temp_dir("transactional");
+    let out = temp_dir(topic);
     let output = out.to_str().unwrap();
-    let summary = exit_when_caught_up(start_stream(kafka, topic, output, &["-w", "2", "--until-caught-up"]));
-    assert!(summary.contains("read 3 = written 3 + quarantined 0"), "{summary}");
+    let mut command = stream_command(kafka, topic, output, &["-w", "2", "--until-caught-up"]);
+    let summary = exit_when_caught_up(command.env("TRAFFIC_KAFKA_READER", reader).spawn().unwrap());
+    assert!(summary.contains("read 3 = written 3 + quarantined 0"), "{reader}: {summary}");
     let mut sensors: Vec<String> = readings(output).into_iter().map(|(_, r)| r.sensor).collect();
     sensors.sort();
-    assert_eq!(sensors, ["T0", "T1", "T2"]);
+    assert_eq!(sensors, ["T0", "T1", "T2"], "{reader}");
     let checkpoint = latest_checkpoint(output).unwrap();
     for (partition, end) in kafka.end_offsets(topic).into_iter().enumerate() {
-        assert_eq!(checkpoint["offsets"][partition.to_string()].as_i64(), Some(end), "partition {partition}");
+        assert_eq!(checkpoint["offsets"][partition.to_string()].as_i64(), Some(end), "{reader}: partition {partition}");
     }
 }
 

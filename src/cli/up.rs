@@ -128,7 +128,13 @@ pub fn up(args: UpArgs) -> Result<()> {
         ];
         args.control.call("POST", "/v1/jobs", Some(&json!({ "name": "stream", "args": stream_args })))?;
     }
-    if !running("batch", &batch_out) {
+    // Missing history is no reason to stop the cluster (a job that fails to start takes its
+    // process down, and the stream with it, until it has failed three times): skip the batch layer.
+    let history = crate::csv::resolve_inputs(&args.data);
+    if let Err(error) = &history {
+        log::warn!(target: "traffic", "batch layer skipped: {error:#} (pass --data with the count CSVs)");
+    }
+    if history.is_ok() && !running("batch", &batch_out) {
         args.control.call(
             "POST",
             "/v1/jobs",
@@ -147,7 +153,10 @@ pub fn up(args: UpArgs) -> Result<()> {
         "  cluster       {} process(es) x {} workers; control API http://{} (traffic list)",
         args.processes, args.workers, args.control.control
     );
-    println!("  batch lake    {batch_out}  (counts/, quarantine/, junction_daily/, junction_profile/)");
+    match &history {
+        Ok(_) => println!("  batch lake    {batch_out}  (counts/, quarantine/, junction_daily/, junction_profile/)"),
+        Err(_) => println!("  batch lake    skipped: no count CSVs at '{}' (--data)", args.data),
+    }
     println!("  stream lake   {stream_out}  (readings/, quarantine/, windows/, congestion/)");
     println!("Ctrl-C stops everything cleanly; `traffic up` again resumes.");
 

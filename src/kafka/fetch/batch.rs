@@ -300,22 +300,52 @@ pub(crate) mod tests {
         out
     }
 
-    /// A batch of `values` at `base_offset` (offset deltas 0, 1, ...), compressed with `codec`.
+    /// `records` compressed as the Java producer does with `codec` (5: snappy in xerial framing,
+    /// the Java client's, as 2 on the wire).
+    fn compress(codec: u8, records: Vec<u8>) -> Vec<u8> {
+        use std::io::Write;
+        match codec {
+            0 => records,
+            1 => {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(&records).unwrap();
+                encoder.finish().unwrap()
+            }
+            2 => snap::raw::Encoder::new().compress_vec(&records).unwrap(),
+            3 => {
+                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                encoder.write_all(&records).unwrap();
+                encoder.finish().unwrap()
+            }
+            4 => zstd::stream::encode_all(&records[..], 1).unwrap(),
+            5 => {
+                let mut framed = b"\x82SNAPPY\x00".to_vec();
+                framed.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+                // Two blocks, as a stream of several writes makes.
+                for half in records.chunks(records.len().div_ceil(2)) {
+                    let block = snap::raw::Encoder::new().compress_vec(half).unwrap();
+                    framed.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                    framed.extend_from_slice(&block);
+                }
+                framed
+            }
+            other => panic!("no codec {other}"),
+        }
+    }
+
+    /// A batch of `values` at `base_offset` (offset deltas 0, 1, ...), compressed with `codec`
+    /// (see `compress`).
     pub fn batch(base_offset: i64, values: &[&[u8]], codec: u8, producer: i64, flags: i16) -> Vec<u8> {
         let mut records: Vec<u8> =
             values.iter().enumerate().flat_map(|(i, v)| record(i as i64, None, Some(v))).collect();
-        if codec == 3 {
-            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            std::io::Write::write_all(&mut encoder, &records).unwrap();
-            records = encoder.finish().unwrap();
-        }
+        records = compress(codec, records);
         let mut out = Vec::new();
         out.extend_from_slice(&base_offset.to_be_bytes());
         out.extend_from_slice(&((HEADER - PREFIX + records.len()) as i32).to_be_bytes());
         out.extend_from_slice(&0i32.to_be_bytes());
         out.push(2);
         out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&(codec as i16 | flags).to_be_bytes());
+        out.extend_from_slice(&((codec % 5 + codec / 5 * 2) as i16 | flags).to_be_bytes());
         out.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
         out.extend_from_slice(&[0; 16]);
         out.extend_from_slice(&producer.to_be_bytes());
@@ -366,6 +396,18 @@ pub(crate) mod tests {
         assert_eq!(values(&buffers, &batches[1]), vec![(12, b"ccc".to_vec())]);
         assert_eq!(batches[1].buffer, 1, "the lz4 batch is decompressed into a buffer of its own");
         assert_eq!(next_position(&scan(&buffers[0], 0..buffers[0].len()).unwrap(), 0), 13);
+    }
+
+    #[test]
+    fn every_codec_of_the_java_producer_reads_back() {
+        let owned: Vec<Vec<u8>> = (0..50).map(|i| format!("{{\"sensor_id\":\"S{i}\"}}").into_bytes()).collect();
+        let payloads: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        for (codec, name) in [(1, "gzip"), (2, "snappy"), (4, "zstd"), (5, "snappy (xerial)")] {
+            let (buffers, batches) = unpack_all(batch(100, &payloads, codec, -1, 0), vec![], 0);
+            let read = values(&buffers, &batches[0]);
+            assert_eq!(read.len(), 50, "{name}");
+            assert_eq!(read[49], (149, owned[49].clone()), "{name}");
+        }
     }
 
     #[test]

@@ -186,8 +186,7 @@ impl Fetcher {
             if !self.connections.contains_key(&leader) {
                 let address = self.addresses.get(&leader).cloned().unwrap_or_default();
                 let connection = Connection::open(&address, &self.client_id, self.limits.max_wait_ms)
-                    .with_context(|| format!("cannot connect to broker {leader} at {address}"))
-                    .map_err(Failure::Transient)?;
+                    .map_err(|failure| failure.context(format!("broker {leader} at {address}")))?;
                 self.connections.insert(leader, connection);
             }
             let connection = self.connections.get_mut(&leader).expect("a connection");
@@ -242,21 +241,35 @@ enum Failure {
     Fatal(anyhow::Error),
 }
 
+impl Failure {
+    fn context(self, context: String) -> Failure {
+        match self {
+            Failure::Transient(error) => Failure::Transient(error.context(context)),
+            Failure::Fatal(error) => Failure::Fatal(error.context(context)),
+        }
+    }
+}
+
 impl Connection {
-    /// Connects and checks that the broker serves Fetch v11.
-    fn open(address: &str, client_id: &str, max_wait_ms: i32) -> Result<Connection> {
-        let stream = TcpStream::connect(address)?;
-        stream.set_nodelay(true)?;
-        // A broker answers within max_wait; far beyond it, the connection counts as dead.
-        stream.set_read_timeout(Some(Duration::from_millis(max_wait_ms as u64) + Duration::from_secs(30)))?;
-        let mut connection = Connection { stream, in_flight: None, next_correlation: 0 };
-        let correlation = connection.correlation();
-        connection.stream.write_all(&wire::versions_request(correlation, client_id))?;
-        match wire::fetch_versions(&connection.receive()?, correlation)? {
-            Some((min, max)) if (min..=max).contains(&FETCH_VERSION) => Ok(connection),
-            versions => bail!(
+    /// Connects and checks that the broker serves Fetch v11: a broker that cannot is a fatal
+    /// error (retrying would not change it), a network failure a transient one.
+    fn open(address: &str, client_id: &str, max_wait_ms: i32) -> Result<Connection, Failure> {
+        let versions = || -> Result<(Connection, Option<(i16, i16)>)> {
+            let stream = TcpStream::connect(address).context("cannot connect")?;
+            stream.set_nodelay(true)?;
+            // A broker answers within max_wait; far beyond it, the connection counts as dead.
+            stream.set_read_timeout(Some(Duration::from_millis(max_wait_ms as u64) + Duration::from_secs(30)))?;
+            let mut connection = Connection { stream, in_flight: None, next_correlation: 0 };
+            let correlation = connection.correlation();
+            connection.stream.write_all(&wire::versions_request(correlation, client_id))?;
+            let versions = wire::fetch_versions(&connection.receive()?, correlation)?;
+            Ok((connection, versions))
+        };
+        match versions().map_err(Failure::Transient)? {
+            (connection, Some((min, max))) if (min..=max).contains(&FETCH_VERSION) => Ok(connection),
+            (_, versions) => Err(Failure::Fatal(anyhow::anyhow!(
                 "the broker serves Fetch versions {versions:?}, not {FETCH_VERSION}; set TRAFFIC_KAFKA_READER=librdkafka"
-            ),
+            ))),
         }
     }
 

@@ -241,6 +241,20 @@ mod tests {
         assert!(reader.poll(10, Duration::ZERO, |_| {}).is_err(), "a fetch thread gone is an error");
     }
 
+    /// Regression: a caught-up fetch thread sends rounds that hold only high watermarks, and a
+    /// poll that took one indexed past the (empty) batch list.
+    #[test]
+    fn a_round_without_batches_does_not_end_or_break_a_poll() {
+        let (mut reader, fetching) = reader_of(vec![(0, batch(0, &[b"a"], 0, -1, 0))], &[(0, 0)]);
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let watermarks_only = Fetched { high_watermarks: vec![(0, 1)], ..Fetched::default() };
+        sender.send(Ok(watermarks_only)).unwrap();
+        sender.send(reader.incoming.take().unwrap().recv().unwrap()).unwrap();
+        reader.incoming = Some(receiver);
+        assert_eq!(read(&mut reader, 10), vec![(0, 0, b"a".to_vec())]);
+        drop(fetching);
+    }
+
     #[test]
     fn a_fatal_error_of_the_fetch_thread_ends_the_poll_with_it() {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
