@@ -55,7 +55,7 @@ pub fn scan(response: &[u8], records: Range<usize>) -> Result<Vec<BatchHeader>> 
         if end > records.end {
             break;
         }
-        if (length as usize) < HEADER - PREFIX {
+        if length < (HEADER - PREFIX) as i32 {
             bail!("a record batch at offset {base_offset} is {length} bytes long, shorter than its header");
         }
         let magic = response[at + 16];
@@ -450,6 +450,11 @@ pub(crate) mod tests {
         let mut short = batch(0, &[b"a"], 0, -1, 0);
         short[8..12].copy_from_slice(&10i32.to_be_bytes());
         assert!(scan(&short, 0..short.len()).is_err());
+        // A negative length once passed the check as a huge unsigned one, and the header was
+        // then read past the response.
+        let mut negative = batch(0, &[b"a"], 0, -1, 0)[..14].to_vec();
+        negative[8..12].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(scan(&negative, 0..negative.len()).is_err());
         let mut old = batch(0, &[b"a"], 0, -1, 0);
         old[16] = 1;
         assert!(scan(&old, 0..old.len()).unwrap_err().to_string().contains("TRAFFIC_KAFKA_READER"));
