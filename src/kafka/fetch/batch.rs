@@ -192,22 +192,17 @@ fn snappy(bytes: &[u8], plain: &mut Vec<u8>) -> Result<()> {
 
 /// The type of a control batch's marker (0: abort, 1: commit), read from its first record's key.
 fn control_type(records: &[u8]) -> Option<i16> {
-    let mut at = 0;
-    let _length = varint(records, &mut at)?;
-    at += 1; // attributes
-    varint(records, &mut at)?; // timestamp delta
-    varint(records, &mut at)?; // offset delta
-    let key_length = varint(records, &mut at)?;
-    if key_length < 4 {
-        return None;
-    }
-    Some(i16::from_be_bytes(records.get(at + 2..at + 4)?.try_into().ok()?))
+    // The key: a version (two bytes), then the type.
+    let key = &records[next_record(records, &mut 0)?.key?];
+    Some(i16::from_be_bytes(key.get(2..4)?.try_into().ok()?))
 }
 
-/// A record read from a batch: its offset delta and where its value lies (`None`: a null value).
+/// A record read from a batch: its offset delta and where its key and value lie.
 pub struct RecordAt {
     /// The record's offset minus its batch's base offset.
     pub offset_delta: i64,
+    /// Where the key lies in the records' buffer (`None`: a null key).
+    pub key: Option<Range<usize>>,
     /// Where the value lies in the records' buffer.
     pub value: Option<Range<usize>>,
 }
@@ -224,15 +219,26 @@ pub fn next_record(records: &[u8], at: &mut usize) -> Option<RecordAt> {
     *at += 1; // attributes
     varint(records, at)?; // timestamp delta
     let offset_delta = varint(records, at)?;
-    let key_length = varint(records, at)?;
-    *at += key_length.max(0) as usize;
-    let value_length = varint(records, at)?;
-    let value = (value_length >= 0).then(|| *at..*at + value_length as usize);
-    if value.as_ref().is_some_and(|v| v.end > end) {
+    let key = field(records, at, end)?;
+    let value = field(records, at, end)?;
+    *at = end; // headers are not read
+    Some(RecordAt { offset_delta, key, value })
+}
+
+/// A key or value at `*at` (a varint length, -1 for null, then the bytes), which must end by
+/// `end`; moves `*at` past it.
+#[inline]
+fn field(records: &[u8], at: &mut usize, end: usize) -> Option<Option<Range<usize>>> {
+    let length = varint(records, at)?;
+    if length < 0 {
+        return Some(None);
+    }
+    let range = *at..at.checked_add(usize::try_from(length).ok()?)?;
+    if range.end > end {
         return None;
     }
-    *at = end; // headers are not read
-    Some(RecordAt { offset_delta, value })
+    *at = range.end;
+    Some(Some(range))
 }
 
 /// A zig-zag variable-length integer.
