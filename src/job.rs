@@ -23,6 +23,14 @@ pub trait Dataflow: Send + Sync {
 
     /// The storage URLs the job writes to (checked against a cluster's lake before it runs).
     fn outputs(&self) -> Vec<String>;
+
+    /// Checks what can be checked before the job is accepted (that its inputs exist and can be
+    /// read, for instance), so that a job that could only fail is refused with a clear error
+    /// instead of failing on a worker, which stops the whole cluster (fail-stop). By default
+    /// there is nothing to check.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a job's operators on one worker may use while it runs.

@@ -178,6 +178,11 @@ fn an_input_of_another_schema_or_missing_is_a_clear_error() {
     let output = run(&["run", "batch", "--input", missing.to_str().unwrap(), "--output", out.to_str().unwrap()], &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+    // With several processes, the launcher says so before it starts any.
+    let output =
+        run(&["run", "batch", "--input", missing.to_str().unwrap(), "--output", out.to_str().unwrap(), "-n", "2"], &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
     assert!(list(out.to_str().unwrap(), "counts").is_empty());
 }
 

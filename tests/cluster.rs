@@ -120,6 +120,15 @@ fn a_cluster_runs_jobs_by_name_survives_kill_minus_nine_and_rescales() {
     let stream = api(&control, "POST", "/v1/jobs", Some(&json!({"name": "stream", "args": stream_args})));
     let (batch_id, stream_id) = (batch["id"].as_u64().unwrap(), stream["id"].as_u64().unwrap());
 
+    // A job that could only fail is refused when submitted: on a worker its failure would stop
+    // the cluster, and the stream with it.
+    let missing = dir.join("no-history");
+    let bad =
+        json!({"name": "batch", "args": ["--input", missing.to_str().unwrap(), "--output", format!("{batch_out}-x")]});
+    let refused = request(&control, "POST", "/v1/jobs", Some(&bad), None).unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body["error"].as_str().is_some_and(|e| e.contains("does not exist")), "{}", refused.body);
+
     // `list` shows both, with live figures; the batch finishes with the right dataset.
     wait_for("the batch job to finish", Duration::from_secs(60), || job(&control, batch_id)["state"] == "finished");
     wait_for("live stream figures", Duration::from_secs(60), || {
@@ -133,6 +142,8 @@ fn a_cluster_runs_jobs_by_name_survives_kill_minus_nine_and_rescales() {
             && listed.contains("running"),
         "{listed}"
     );
+    assert_eq!(api(&control, "GET", "/v1/jobs", None).as_array().map(Vec::len), Some(2), "the refused job is listed");
+    assert_eq!(job(&control, stream_id)["starts"].as_u64(), Some(1), "the cluster restarted");
     let rows = count_rows(&read_parquet(&batch_out, "counts"));
     assert!(rows == shipped_rows(), "batch dataset differs ({} rows)", rows.len());
 

@@ -82,6 +82,15 @@ impl BatchDataflow {
         }
         Ok(BatchDataflow { args })
     }
+
+    fn plan_settings(&self) -> plan::PlanSettings {
+        plan::PlanSettings {
+            inputs: self.args.inputs.clone(),
+            chunk_size: self.args.chunk_size,
+            single_file: self.args.single_file,
+            full: self.args.full,
+        }
+    }
 }
 
 impl Dataflow for BatchDataflow {
@@ -93,14 +102,13 @@ impl Dataflow for BatchDataflow {
         vec![self.args.output.clone()]
     }
 
+    fn check(&self) -> Result<()> {
+        plan::check_inputs(&self.plan_settings()).map(|_| ())
+    }
+
     fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle> {
         let lake = Lake::open(&self.args.output)?;
-        let settings = plan::PlanSettings {
-            inputs: self.args.inputs.clone(),
-            chunk_size: self.args.chunk_size,
-            single_file: self.args.single_file,
-            full: self.args.full,
-        };
+        let settings = self.plan_settings();
         let shared_plan = Rc::new(RefCell::new(None));
         let summary = Rc::new(RefCell::new(None));
         let probe = ProbeHandle::new();

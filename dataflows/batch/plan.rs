@@ -125,18 +125,17 @@ pub fn planner<'scope>(
     })
 }
 
-/// Finishes what an interrupted run left, then plans this run.
-pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) -> Result<Plan> {
-    let commits: Vec<LoadCommit> = list_records(lake, LOAD_COMMITS)?.into_iter().map(|(_, c)| c).collect();
-    if let Some(last) = commits.last() {
-        finish_publication(lake, last)?;
-    }
-    let next_seq = commits.last().map_or(0, |c| c.seq + 1);
-    let mut current: BTreeMap<String, LoadCommit> = BTreeMap::new();
-    for commit in commits {
-        current.insert(commit.source.url.clone(), commit);
-    }
+/// Checks, before a job is accepted, what its plan would check first: every input names at least
+/// one readable CSV file whose header has the expected columns, and `--single-file` outputs do
+/// not collide. Returns how many input files there are.
+pub fn check_inputs(settings: &PlanSettings) -> Result<usize> {
+    let inputs = resolve_all(settings)?;
+    read_layouts(inputs.iter())?;
+    Ok(inputs.len())
+}
 
+/// The input files of every input spec, sorted by URL, each once.
+fn resolve_all(settings: &PlanSettings) -> Result<Vec<InputFile>> {
     let mut inputs: Vec<InputFile> = Vec::new();
     for spec in &settings.inputs {
         inputs.extend(resolve_inputs(spec)?);
@@ -151,6 +150,22 @@ pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) ->
             }
         }
     }
+    Ok(inputs)
+}
+
+/// Finishes what an interrupted run left, then plans this run.
+pub fn recover_and_plan(lake: &Lake, settings: &PlanSettings, workers: usize) -> Result<Plan> {
+    let commits: Vec<LoadCommit> = list_records(lake, LOAD_COMMITS)?.into_iter().map(|(_, c)| c).collect();
+    if let Some(last) = commits.last() {
+        finish_publication(lake, last)?;
+    }
+    let next_seq = commits.last().map_or(0, |c| c.seq + 1);
+    let mut current: BTreeMap<String, LoadCommit> = BTreeMap::new();
+    for commit in commits {
+        current.insert(commit.source.url.clone(), commit);
+    }
+
+    let inputs = resolve_all(settings)?;
 
     let visible: Vec<LoadCommit> = current.values().cloned().collect();
     let mut partials = Vec::with_capacity(visible.len());

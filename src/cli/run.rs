@@ -32,6 +32,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let cluster = ClusterArgs::from_arg_matches(&matches)?;
     let dataflow = (registration.build)(&matches)?;
     if cluster.launches_locally() {
+        // A clear error before any worker process starts.
+        dataflow.check()?;
         let argv: Vec<String> = std::env::args().skip(1).collect();
         return launch_local(&argv, cluster.processes as usize);
     }

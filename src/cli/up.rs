@@ -128,18 +128,16 @@ pub fn up(args: UpArgs) -> Result<()> {
         ];
         args.control.call("POST", "/v1/jobs", Some(&json!({ "name": "stream", "args": stream_args })))?;
     }
-    // Missing history is no reason to stop the cluster (a job that fails to start takes its
-    // process down, and the stream with it, until it has failed three times): skip the batch layer.
-    let history = crate::csv::resolve_inputs(&args.data);
+    // The control API refuses a batch job whose history is missing (instead of letting it fail on
+    // a worker and stop the stream with it): then the stream runs alone.
+    let history = if running("batch", &batch_out) {
+        Ok(())
+    } else {
+        let submit = json!({ "name": "batch", "args": ["--input", &args.data, "--output", &batch_out] });
+        args.control.call("POST", "/v1/jobs", Some(&submit)).map(|_| ())
+    };
     if let Err(error) = &history {
         log::warn!(target: "traffic", "batch layer skipped: {error:#} (pass --data with the count CSVs)");
-    }
-    if history.is_ok() && !running("batch", &batch_out) {
-        args.control.call(
-            "POST",
-            "/v1/jobs",
-            Some(&json!({ "name": "batch", "args": ["--input", &args.data, "--output", &batch_out] })),
-        )?;
     }
     println!("traffic is up:");
     match &broker {
@@ -155,7 +153,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     );
     match &history {
         Ok(_) => println!("  batch lake    {batch_out}  (counts/, quarantine/, junction_daily/, junction_profile/)"),
-        Err(_) => println!("  batch lake    skipped: no count CSVs at '{}' (--data)", args.data),
+        Err(error) => println!("  batch lake    skipped: {error:#}"),
     }
     println!("  stream lake   {stream_out}  (readings/, quarantine/, windows/, congestion/)");
     println!("Ctrl-C stops everything cleanly; `traffic up` again resumes.");

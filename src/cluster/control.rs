@@ -105,6 +105,10 @@ fn submit(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mut
             return Reply::error(403, format!("{e:#}"));
         }
     }
+    // Refused here rather than failed on a worker, where a failure stops every job (fail-stop).
+    if let Err(e) = dataflow.check() {
+        return Reply::error(400, format!("{} job refused: {}", name, super::failstop::describe(&e)));
+    }
     let _guard = submit_lock.lock().expect("submit lock");
     let id = match catalog.next_id() {
         Ok(id) => id,

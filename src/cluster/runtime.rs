@@ -168,6 +168,11 @@ fn resume(catalog: &Catalog, board: &Board) -> Vec<ClusterCommand> {
                 log::error!(target: "traffic", "job {}: failed {} times, giving up: {}", job.id, failures.len(), job.error.as_deref().unwrap_or(""));
             } else if job.state == JobState::Stopping {
                 job.state = JobState::Stopped;
+            } else if let Err(error) = check(&job) {
+                // Installing it would stop the cluster again, and every other job with it.
+                log::error!(target: "traffic", "job {}: cannot resume, marked failed: {error}", job.id);
+                job.state = JobState::Failed;
+                job.error = Some(error);
             } else {
                 job.starts += 1;
                 commands.push(ClusterCommand::Start { id: job.id, name: job.name.clone(), args: job.args.clone() });
@@ -181,6 +186,13 @@ fn resume(catalog: &Catalog, board: &Board) -> Vec<ClusterCommand> {
         board.set_job(job);
     }
     commands
+}
+
+/// Whether a job to resume can still run: its dataflow is known, its arguments parse and its
+/// inputs are still there.
+fn check(job: &JobRecord) -> Result<(), String> {
+    let registration = crate::dataflows::find(&job.name).ok_or_else(|| format!("no dataflow named '{}'", job.name))?;
+    registration.parse(&job.args).and_then(|dataflow| dataflow.check()).map_err(|e| describe(&e))
 }
 
 /// Records how a job ended. A job interrupted by a cluster shutdown stays `running`, to resume.
@@ -203,4 +215,23 @@ fn record_end(catalog: &Catalog, board: &Board, id: u64, job: &Installed, shutti
         log::error!(target: "traffic", "cannot record the end of job {id}: {e:#}");
     }
     board.set_job(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_whose_inputs_are_gone_is_marked_failed_not_resumed() {
+        let catalog = Catalog::open("memory://resume-test/state").unwrap();
+        let args = ["--input", "/nonexistent/history", "--output", "memory://resume-test/lake"];
+        catalog.put(&JobRecord::new(1, "batch", args.map(String::from).to_vec())).unwrap();
+        let info = ClusterInfo { processes: 1, workers: 1, state: String::new(), lake: String::new(), started_ms: 0 };
+        let board = Board::new(info);
+        assert!(resume(&catalog, &board).is_empty(), "installing it would stop the cluster");
+        let job = board.job(1).unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.error.as_deref().unwrap_or("").contains("does not exist"), "{:?}", job.error);
+        assert_eq!(catalog.jobs().unwrap()[0].state, JobState::Failed);
+    }
 }
