@@ -32,9 +32,14 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
-    /// A file for `target` staged under `_staging/<unit>/`.
+    /// A file for `target` staged directly under `_staging/`, named after its unit of work, a
+    /// hash of its target and the target's file name. Flat, because on a local file system
+    /// creating (and later removing) a directory per unit and partition costs more than writing
+    /// the files: about 0.5 ms a directory on ext4, seven of them for each chunk of a batch.
     pub fn new(unit: &str, target: String, rows: u64, bytes: u64) -> StagedFile {
-        StagedFile { staged: format!("{STAGING}/{unit}/{target}"), target, rows, bytes }
+        let name = target.rsplit('/').next().unwrap_or(&target);
+        let staged = format!("{STAGING}/{}-{:016x}-{name}", unit.replace('/', "-"), stable_hash(&[&target]));
+        StagedFile { staged, target, rows, bytes }
     }
 }
 
@@ -138,6 +143,17 @@ mod tests {
         publish(&lake, std::slice::from_ref(&keep)).unwrap();
         let paths: Vec<String> = lake.list("").unwrap().into_iter().map(|e| e.path).collect();
         assert_eq!(paths, vec!["data/a.parquet"]);
+    }
+
+    #[test]
+    fn staged_names_are_flat_and_distinct() {
+        let a = StagedFile::new("load/00001", "counts/month=2016-01/part-1.parquet".into(), 1, 1);
+        let b = StagedFile::new("load/00001", "counts/month=2016-02/part-1.parquet".into(), 1, 1);
+        for file in [&a, &b] {
+            let name = file.staged.strip_prefix("_staging/").unwrap();
+            assert!(!name.contains('/') && name.starts_with("load-00001-") && name.ends_with("-part-1.parquet"));
+        }
+        assert_ne!(a.staged, b.staged);
     }
 
     #[test]
