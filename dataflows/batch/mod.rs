@@ -103,7 +103,7 @@ impl Dataflow for BatchDataflow {
     }
 
     fn check(&self) -> Result<()> {
-        plan::check_inputs(&self.plan_settings()).map(|_| ())
+        plan::check_inputs(&self.plan_settings())
     }
 
     fn install(&self, worker: &mut Worker, context: &JobContext) -> Result<JobHandle> {

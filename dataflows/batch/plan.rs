@@ -127,11 +127,9 @@ pub fn planner<'scope>(
 
 /// Checks, before a job is accepted, what its plan would check first: every input names at least
 /// one readable CSV file whose header has the expected columns, and `--single-file` outputs do
-/// not collide. Returns how many input files there are.
-pub fn check_inputs(settings: &PlanSettings) -> Result<usize> {
-    let inputs = resolve_all(settings)?;
-    read_layouts(inputs.iter())?;
-    Ok(inputs.len())
+/// not collide.
+pub fn check_inputs(settings: &PlanSettings) -> Result<()> {
+    read_layouts(resolve_all(settings)?.iter()).map(drop)
 }
 
 /// The input files of every input spec, sorted by URL, each once.
