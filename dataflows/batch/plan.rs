@@ -282,7 +282,7 @@ fn cut_inputs<'a>(
         sizes.iter().zip(&chunks).map(|(size, chunk)| split_ranges(*size, *chunk)).collect();
     let claimable = if workers > 1 && !settings.single_file {
         let pieces: Vec<u64> = chunks.iter().map(|chunk| piece_size(*chunk)).collect();
-        cut_tail(&mut ranges, &pieces)
+        cut_tail(&mut ranges, &pieces, workers)
     } else {
         vec![0; ranges.len()]
     };
@@ -310,34 +310,60 @@ pub const CLAIMS: &str = "_manifests/claims";
 /// host, a noisy neighbour, worker 0's commit work).
 const CLAIMED_SHARE: u64 = 4;
 
-/// The size of the pieces the tail is cut into: a quarter chunk, but not below 4 MiB (each
-/// chunk writes files of its own) or above the chunk.
+/// The smallest piece the tail is cut into, unless the chunks themselves are smaller: each piece
+/// writes files of its own.
+const MIN_PIECE: u64 = 4 << 20;
+
+/// The largest piece of an input's tail: a quarter chunk, but not below [`MIN_PIECE`] or above the
+/// chunk.
 fn piece_size(chunk: u64) -> u64 {
-    (chunk / 4).max(4 << 20).min(chunk)
+    (chunk / 4).max(MIN_PIECE).min(chunk)
 }
 
-/// Cuts the last quarter of the plan's bytes (the last ranges of the last inputs) into pieces of
-/// each input's piece size; returns how many trailing ranges of each input are claimable.
+/// Cuts the last quarter of the plan's bytes (the last ranges of the last inputs) into pieces
+/// that shrink towards the end (guided self-scheduling): each is the tail's remaining bytes over
+/// twice the workers, between [`MIN_PIECE`] and its input's piece size. Workers then finish
+/// within about one of the last, smallest pieces of each other (instead of one quarter chunk),
+/// with only a few more pieces. Returns how many trailing ranges of each input are claimable.
 ///
-/// The cut depends on every input of the plan: if an interrupted run is resumed with fewer
-/// inputs left, a tail input may be cut differently and then loaded again from its start.
-fn cut_tail(ranges: &mut [Vec<Range<u64>>], pieces: &[u64]) -> Vec<usize> {
-    let total: u64 = ranges.iter().flatten().map(|r| r.end - r.start).sum();
+/// The cut depends on every input of the plan and on the number of workers: if an interrupted run
+/// is resumed with fewer inputs left or another shape, a tail input may be cut differently and
+/// then loaded again from its start.
+fn cut_tail(ranges: &mut [Vec<Range<u64>>], pieces: &[u64], workers: usize) -> Vec<usize> {
+    let length = |r: &Range<u64>| r.end - r.start;
+    let total: u64 = ranges.iter().flatten().map(length).sum();
+    // Whole ranges from the end of the plan until the claimed share is covered.
     let mut budget = total.div_ceil(CLAIMED_SHARE);
+    let mut taken = vec![0; ranges.len()];
+    for (file, file_ranges) in ranges.iter().enumerate().rev() {
+        for range in file_ranges.iter().rev() {
+            if budget == 0 {
+                break;
+            }
+            budget = budget.saturating_sub(length(range));
+            taken[file] += 1;
+        }
+    }
+    let mut left: u64 = ranges.iter().zip(&taken).flat_map(|(r, &n)| &r[r.len() - n..]).map(length).sum();
     let mut claimable = vec![0; ranges.len()];
-    for (file, piece) in pieces.iter().enumerate().rev() {
-        let mut tail = Vec::new();
-        while budget > 0 {
-            let Some(range) = ranges[file].pop() else { break };
-            budget = budget.saturating_sub(range.end - range.start);
-            let cut = split_ranges(range.end - range.start, *piece);
-            tail.extend(cut.into_iter().rev().map(|r| range.start + r.start..range.start + r.end));
+    for (file, file_ranges) in ranges.iter_mut().enumerate() {
+        let tail = file_ranges.split_off(file_ranges.len() - taken[file]);
+        let dealt = file_ranges.len();
+        let floor = MIN_PIECE.min(pieces[file]);
+        for range in tail {
+            let mut start = range.start;
+            while start < range.end {
+                let guided = (left / (2 * workers.max(1) as u64)).clamp(floor, pieces[file]);
+                let mut end = (start + guided).min(range.end);
+                if range.end - end < floor / 2 {
+                    end = range.end; // no sliver of a piece
+                }
+                file_ranges.push(start..end);
+                left -= end - start;
+                start = end;
+            }
         }
-        claimable[file] = tail.len();
-        ranges[file].extend(tail.into_iter().rev());
-        if budget == 0 {
-            break;
-        }
+        claimable[file] = file_ranges.len() - dealt;
     }
     claimable
 }
@@ -413,25 +439,31 @@ mod tests {
     }
 
     #[test]
-    fn the_last_quarter_of_the_plan_is_cut_into_claimable_pieces() {
+    fn the_last_quarter_of_the_plan_is_cut_into_shrinking_claimable_pieces() {
         const MIB: u64 = 1 << 20;
         // Two inputs of 200 MiB and 40 MiB in 64 MiB chunks: 60 MiB is the claimed quarter, all of
         // the second input and 20 MiB of the first (its last chunk, 50 MiB, cut in full).
         let mut ranges = vec![split_ranges(200 * MIB, 64 * MIB), split_ranges(40 * MIB, 64 * MIB)];
-        let claimable = cut_tail(&mut ranges, &[piece_size(64 * MIB), piece_size(64 * MIB)]);
-        assert_eq!(claimable, vec![4, 3]);
-        assert_eq!(ranges[0].len(), 3 + 4);
+        let pieces = [piece_size(64 * MIB), piece_size(64 * MIB)];
+        let claimable = cut_tail(&mut ranges, &pieces, 2);
         for (file, size) in [(0, 200 * MIB), (1, 40 * MIB)] {
             // Still a tiling of the input, in order.
             assert_eq!(ranges[file].first().unwrap().start, 0);
             assert_eq!(ranges[file].last().unwrap().end, size);
             assert!(ranges[file].windows(2).all(|w| w[0].end == w[1].start));
         }
-        assert!(ranges[0][3..].iter().chain(&ranges[1]).all(|r| r.end - r.start <= 16 * MIB));
+        assert_eq!(ranges[0].len() - claimable[0], 3, "the first three chunks are dealt");
+        assert_eq!(claimable[1], ranges[1].len(), "all of the second input is claimed");
+        let tail: Vec<u64> = ranges[0][3..].iter().chain(&ranges[1]).map(|r| r.end - r.start).collect();
+        assert_eq!(tail.iter().sum::<u64>(), 90 * MIB);
+        assert!(tail.iter().all(|&piece| piece <= 16 * MIB + 2 * MIB), "{tail:?}");
+        assert!(tail[0] == 16 * MIB && *tail.last().unwrap() <= 6 * MIB, "the last pieces are the smallest: {tail:?}");
+        assert!(tail.len() <= 12, "a few pieces per worker, not many: {tail:?}");
+
         // Chunks no larger than 4 MiB are not cut further, only claimed.
         assert_eq!(piece_size(4096), 4096);
         let mut small = vec![split_ranges(64 * 1024, 4096)];
-        assert_eq!(cut_tail(&mut small, &[piece_size(4096)]), vec![4]);
+        assert_eq!(cut_tail(&mut small, &[piece_size(4096)], 2), vec![4]);
         assert_eq!(small[0].len(), 16);
     }
 }
