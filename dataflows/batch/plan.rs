@@ -351,6 +351,10 @@ fn cut_tail(ranges: &mut [Vec<Range<u64>>], pieces: &[u64], workers: usize) -> V
         let dealt = file_ranges.len();
         let floor = MIN_PIECE.min(pieces[file]);
         for range in tail {
+            if range.is_empty() {
+                file_ranges.push(range); // an empty input keeps its one empty chunk
+                continue;
+            }
             let mut start = range.start;
             while start < range.end {
                 let guided = (left / (2 * workers.max(1) as u64)).clamp(floor, pieces[file]);
@@ -459,6 +463,11 @@ mod tests {
         assert!(tail.iter().all(|&piece| piece <= 16 * MIB + 2 * MIB), "{tail:?}");
         assert!(tail[0] == 16 * MIB && *tail.last().unwrap() <= 6 * MIB, "the last pieces are the smallest: {tail:?}");
         assert!(tail.len() <= 12, "a few pieces per worker, not many: {tail:?}");
+
+        // An empty input keeps its one (empty) chunk.
+        let mut with_empty = vec![split_ranges(100 * MIB, 64 * MIB), split_ranges(0, 64 * MIB)];
+        assert_eq!(cut_tail(&mut with_empty, &pieces, 2)[1], 1);
+        assert_eq!(with_empty[1], vec![0..0]);
 
         // Chunks no larger than 4 MiB are not cut further, only claimed.
         assert_eq!(piece_size(4096), 4096);
