@@ -40,3 +40,8 @@ pub fn registry() -> Vec<Registration> {
 pub fn find(name: &str) -> Option<Registration> {
     registry().into_iter().find(|r| r.name == name)
 }
+
+/// The dataflow called `name`, built from `args`.
+pub fn build(name: &str, args: &[String]) -> Result<Arc<dyn Dataflow>> {
+    find(name).ok_or_else(|| anyhow!("no dataflow named '{name}'"))?.parse(args)
+}

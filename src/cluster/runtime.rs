@@ -142,11 +142,7 @@ fn install(
     });
     let context = JobContext { progress: board.progress(id), stop: Rc::default(), failure };
     let first = worker.next_dataflow_index();
-    let dataflow = match crate::dataflows::find(name) {
-        Some(registration) => registration.parse(args),
-        None => Err(anyhow!("no dataflow named '{name}'")),
-    };
-    let handle = dataflow
+    let handle = crate::dataflows::build(name, args)
         .and_then(|d| d.install(worker, &context))
         .unwrap_or_else(|e| context.fail(&e.context(format!("job {id} ({name})"))));
     if worker.index() == 0 {
@@ -191,8 +187,7 @@ fn resume(catalog: &Catalog, board: &Board) -> Vec<ClusterCommand> {
 /// Whether a job to resume can still run: its dataflow is known, its arguments parse and its
 /// inputs are still there.
 fn check(job: &JobRecord) -> Result<(), String> {
-    let registration = crate::dataflows::find(&job.name).ok_or_else(|| format!("no dataflow named '{}'", job.name))?;
-    registration.parse(&job.args).and_then(|dataflow| dataflow.check()).map_err(|e| describe(&e))
+    crate::dataflows::build(&job.name, &job.args).and_then(|dataflow| dataflow.check()).map_err(|e| describe(&e))
 }
 
 /// Records how a job ended. A job interrupted by a cluster shutdown stays `running`, to resume.

@@ -351,7 +351,8 @@ pub(crate) mod tests {
         out.extend_from_slice(&0i32.to_be_bytes());
         out.push(2);
         out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&((codec % 5 + codec / 5 * 2) as i16 | flags).to_be_bytes());
+        let wire_codec = if codec == 5 { 2 } else { codec as i16 }; // xerial framing is snappy on the wire
+        out.extend_from_slice(&(wire_codec | flags).to_be_bytes());
         out.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
         out.extend_from_slice(&[0; 16]);
         out.extend_from_slice(&producer.to_be_bytes());
