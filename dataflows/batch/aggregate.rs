@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use arrow::array::{ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::operators::arrange::arrangement::arrange_core;
@@ -22,7 +20,7 @@ use timely::dataflow::Stream;
 use super::partials::{DailyPartial, Partial, ProfilePartial};
 use crate::job::JobContext;
 use crate::lake::Lake;
-use crate::parquet_sink::FileFormat;
+use crate::parquet_sink::{FileFormat, RequiredColumn};
 
 /// Builds both views from the partials and writes them under the lake; the returned stream is
 /// complete once both files are written.
@@ -185,17 +183,21 @@ fn encode_daily(format: &FileFormat, junctions: Vec<(i32, Vec<DailyPartial>)>) -
         Field::new("mean", DataType::Float64, false),
         Field::new("hours", DataType::Int64, false),
     ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.junction))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.day))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.total))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.min))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.max))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.total as f64 / r.hours as f64))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.hours))),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    format.encode(&schema, &[batch])
+    let int32 = |value: fn(&DailyPartial) -> i32| rows.iter().map(value).collect::<Vec<i32>>();
+    let int64 = |value: fn(&DailyPartial) -> i64| rows.iter().map(value).collect::<Vec<i64>>();
+    let mean: Vec<f64> = rows.iter().map(|r| r.total as f64 / r.hours as f64).collect();
+    format.encode_required(
+        &schema,
+        &[
+            RequiredColumn::Int32(&int32(|r| r.junction)),
+            RequiredColumn::Int32(&int32(|r| r.day)),
+            RequiredColumn::Int64(&int64(|r| r.total)),
+            RequiredColumn::Int32(&int32(|r| r.min)),
+            RequiredColumn::Int32(&int32(|r| r.max)),
+            RequiredColumn::Float64(&mean),
+            RequiredColumn::Int64(&int64(|r| r.hours)),
+        ],
+    )
 }
 
 fn daily_format() -> FileFormat {
@@ -220,15 +222,19 @@ fn encode_profile(format: &FileFormat, junctions: Vec<(i32, Vec<ProfilePartial>)
         Field::new("mean", DataType::Float64, false),
         Field::new("samples", DataType::Int64, false),
     ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.junction))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.weekday as i32))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.hour as i32))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.total as f64 / r.samples as f64))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.samples))),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    format.encode(&schema, &[batch])
+    let int32 = |value: fn(&ProfilePartial) -> i32| rows.iter().map(value).collect::<Vec<i32>>();
+    let mean: Vec<f64> = rows.iter().map(|r| r.total as f64 / r.samples as f64).collect();
+    let samples: Vec<i64> = rows.iter().map(|r| r.samples).collect();
+    format.encode_required(
+        &schema,
+        &[
+            RequiredColumn::Int32(&int32(|r| r.junction)),
+            RequiredColumn::Int32(&int32(|r| r.weekday as i32)),
+            RequiredColumn::Int32(&int32(|r| r.hour as i32)),
+            RequiredColumn::Float64(&mean),
+            RequiredColumn::Int64(&samples),
+        ],
+    )
 }
 
 fn profile_format() -> FileFormat {

@@ -14,7 +14,7 @@ use super::order;
 use super::partials::{Partials, PartialsBuilder};
 use super::plan::ChunkTask;
 use super::release::HeldPartials;
-use super::schema::{counts_batch, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
+use super::schema::{counts_columns, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
 use crate::calendar::month_label;
 use crate::checkpoint::StagedFile;
 use crate::csv::{lines_before, parse_chunk, read_lines};
@@ -138,14 +138,14 @@ pub fn load_chunk(
         stage(
             format!("{}.parquet", task.source.stem()),
             count,
-            counts.encode(&counts_schema(), &[counts_batch(rows)])?,
+            counts.encode_required(&counts_schema(), &counts_columns(&rows))?,
         );
     } else {
-        for (month, rows) in order::by_month(parsed.rows) {
+        for (month, rows) in order::by_month(&parsed.rows) {
             partials.add(&rows);
             let count = rows.len();
             let target = format!("counts/month={}/{name}", month_label(month));
-            stage(target, count, counts.encode(&counts_schema(), &[counts_batch(rows)])?);
+            stage(target, count, counts.encode_required(&counts_schema(), &counts_columns(&rows))?);
         }
     }
     let partials = partials.finish();

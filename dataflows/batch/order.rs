@@ -10,9 +10,11 @@ use crate::csv::CountColumns;
 /// Junction ranges up to this size are counting-sorted.
 const COUNTING_SORT_RANGE: i64 = 1 << 20;
 
-/// Splits rows by calendar month, each part sorted by junction then time.
-pub fn by_month(rows: CountColumns) -> Vec<(i32, CountColumns)> {
-    groups(&rows, true).into_iter().map(|(month, order)| (month, gather(&rows, &order))).collect()
+/// Splits rows by calendar month, each part sorted by junction then time. Parts are gathered
+/// one at a time, as the caller takes them: a part dropped before the next is gathered lends it
+/// its memory, so a chunk needs fresh pages for one month's part instead of all of them.
+pub fn by_month(rows: &CountColumns) -> impl Iterator<Item = (i32, CountColumns)> + '_ {
+    groups(rows, true).into_iter().map(|(month, order)| (month, gather(rows, &order)))
 }
 
 /// All rows sorted by junction then time.
@@ -111,7 +113,7 @@ mod tests {
     fn time_ordered_input_is_split_by_month_and_sorted_by_junction() {
         let nov = days_from_civil(2015, 11, 30) as i64 * MICROS_PER_DAY;
         let dec = days_from_civil(2015, 12, 1) as i64 * MICROS_PER_DAY;
-        let parts = by_month(rows(vec![nov, nov, nov + 1, dec, dec], vec![2, 1, 2, 3, 1]));
+        let parts: Vec<_> = by_month(&rows(vec![nov, nov, nov + 1, dec, dec], vec![2, 1, 2, 3, 1])).collect();
         assert_eq!(parts.len(), 2);
         assert_eq!(month_label(parts[0].0), "2015-11");
         assert_eq!(parts[0].1.id, vec![1, 0, 2]);
@@ -122,7 +124,7 @@ mod tests {
     fn unordered_input_takes_the_comparison_sort() {
         let nov = days_from_civil(2015, 11, 30) as i64 * MICROS_PER_DAY;
         let dec = days_from_civil(2015, 12, 1) as i64 * MICROS_PER_DAY;
-        let parts = by_month(rows(vec![dec, nov + 1, nov, dec], vec![2, 1, 1, 1]));
+        let parts: Vec<_> = by_month(&rows(vec![dec, nov + 1, nov, dec], vec![2, 1, 1, 1])).collect();
         assert_eq!(parts[0].1.id, vec![2, 1]);
         assert_eq!(parts[1].1.id, vec![3, 0]);
         assert_eq!(sorted(rows(vec![dec, nov + 1, nov, dec], vec![2, 1, 1, 1])).id, vec![2, 1, 3, 0]);
@@ -130,7 +132,7 @@ mod tests {
 
     #[test]
     fn wide_junction_ranges_still_sort() {
-        let parts = by_month(rows(vec![0, 0, 1], vec![i32::MAX, 1, 5]));
+        let parts: Vec<_> = by_month(&rows(vec![0, 0, 1], vec![i32::MAX, 1, 5])).collect();
         assert_eq!(parts[0].1.junction, vec![1, 5, i32::MAX]);
     }
 }

@@ -274,7 +274,9 @@ impl Partials {
 /// and day, as they are once sorted for the lake.
 #[derive(Default)]
 pub struct PartialsBuilder {
-    daily: BTreeMap<(i32, i32), DailyPartial>,
+    /// One entry per run of a junction's day, in the order met; folded by [`Self::finish`]
+    /// (a sort of runs is several times faster than a map update per run).
+    daily: Vec<DailyPartial>,
     profile: BTreeMap<i32, Box<WeekSlots>>,
 }
 
@@ -293,7 +295,7 @@ impl PartialsBuilder {
             let (junction, micros, vehicles) = (rows.junction[i], rows.datetime[i], rows.vehicles[i]);
             if junction != current.junction || micros < day_start || micros >= day_start + MICROS_PER_DAY {
                 if current.hours > 0 {
-                    merge_daily(&mut self.daily, (current.junction, current.day), current);
+                    self.daily.push(current);
                 }
                 let day = day_of(micros);
                 current = empty(junction, day);
@@ -318,7 +320,7 @@ impl PartialsBuilder {
             cell.1 += 1;
         }
         if current.hours > 0 {
-            merge_daily(&mut self.daily, (current.junction, current.day), current);
+            self.daily.push(current);
         }
         if let Some((j, done)) = slots {
             self.profile.insert(j, done);
@@ -328,7 +330,7 @@ impl PartialsBuilder {
     /// The partials of every row added.
     pub fn finish(self) -> Partials {
         let profile = self.profile.iter().flat_map(|(junction, week)| week_partials(*junction, week)).collect();
-        Partials { daily: self.daily.into_values().collect(), profile }
+        Partials { daily: DailyPartial::fold(self.daily), profile }
     }
 }
 
@@ -365,10 +367,6 @@ fn partials_schema() -> SchemaRef {
             ]))
         })
         .clone()
-}
-
-fn merge_daily(daily: &mut BTreeMap<(i32, i32), DailyPartial>, key: (i32, i32), part: DailyPartial) {
-    daily.entry(key).and_modify(|d| d.absorb(&part)).or_insert(part);
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Historical count files: finding them, cutting them into chunks and parsing them into columns.
 
+mod canonical;
 pub mod chunk;
 pub mod columns;
 

@@ -14,6 +14,10 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
+mod required;
+
+pub use required::RequiredColumn;
+
 /// Rows per row group: large enough for fast scans, small enough to keep statistics useful.
 pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
