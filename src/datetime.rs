@@ -95,13 +95,20 @@ fn split_offset(text: &[u8]) -> Result<(&[u8], i64), &'static str> {
 
 /// Parses date-times, remembering the previous one's date: consecutive records almost always
 /// share it, and the common `YYYY-MM-DD HH:MM:SS[.f]` layout is then read by fixed positions.
-/// Anything else goes to the full parsers, so results and errors are the same.
+/// The last `YYYY-MM-DD HH:MM:SS` read is remembered whole too: an export in time order repeats
+/// it on every junction's line of the hour. Anything else goes to the full parsers, so results
+/// and errors are the same.
 #[derive(Default)]
 pub struct DateCache {
     date: [u8; 10],
     midnight: i64,
     valid: bool,
+    /// The last valid date-time of exactly [`SECONDS_LEN`] bytes, and its value.
+    last: Option<([u8; SECONDS_LEN], i64)>,
 }
+
+/// Length of `YYYY-MM-DD HH:MM:SS`.
+const SECONDS_LEN: usize = 19;
 
 impl DateCache {
     /// As [`parse_datetime`].
@@ -121,6 +128,11 @@ impl DateCache {
 
     /// The fixed-position reading, or `None` to take the full parser.
     fn fast(&mut self, text: &[u8]) -> Option<Result<i64, &'static str>> {
+        if let Some((last, micros)) = &self.last {
+            if text == last {
+                return Some(Ok(*micros));
+            }
+        }
         let digits = |range: std::ops::Range<usize>| text[range].iter().all(u8::is_ascii_digit);
         let fraction = text.get(19..).unwrap_or_default();
         let fixed = text.len() >= 19
@@ -162,7 +174,11 @@ impl DateCache {
         for (i, digit) in fraction.iter().skip(1).take(6).enumerate() {
             micros += (digit - b'0') as i64 * 10i64.pow(5 - i as u32);
         }
-        Some(Ok(self.midnight + (hour * 3600 + minute * 60 + second) * 1_000_000 + micros))
+        let micros = self.midnight + (hour * 3600 + minute * 60 + second) * 1_000_000 + micros;
+        if let Ok(whole) = text.try_into() {
+            self.last = Some((whole, micros));
+        }
+        Some(Ok(micros))
     }
 }
 
@@ -240,7 +256,8 @@ mod tests {
             b"2016-02-29T12:00:60",
             b"2016-02-29T12:0a:00",
         ];
-        for text in samples {
+        // Each twice in a row: the second reading is the remembered one.
+        for text in samples.iter().flat_map(|text| [*text, *text]) {
             assert_eq!(cache.parse_naive(text), parse_datetime(text), "{}", String::from_utf8_lossy(text));
         }
         let stamps: [&[u8]; 4] = [

@@ -66,16 +66,45 @@ pub fn read_canonical_line(bytes: &[u8], pos: usize, dates: &mut DateCache) -> O
 fn digits(bytes: &[u8], at: &mut usize, max: usize) -> Option<u64> {
     let start = *at;
     let mut value = 0u64;
+    // Eight digits at a time while they last (ids are a dozen digits long). Wrapping: a run of
+    // more than `max` digits is refused below, whatever its value.
+    while let Some(eight) = bytes.get(*at..*at + 8) {
+        let word = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+        if !eight_digits(word) {
+            break;
+        }
+        value = value.wrapping_mul(100_000_000).wrapping_add(eight_digits_value(word));
+        *at += 8;
+    }
     while let Some(&byte) = bytes.get(*at) {
         let digit = byte.wrapping_sub(b'0');
         if digit > 9 {
             break;
         }
-        value = value * 10 + digit as u64;
+        value = value.wrapping_mul(10).wrapping_add(digit as u64);
         *at += 1;
     }
     let count = *at - start;
     (count >= 1 && count <= max).then_some(value)
+}
+
+const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// Whether all eight bytes of `word` are ASCII digits.
+#[inline]
+fn eight_digits(word: u64) -> bool {
+    // Each byte is 0x30-0x3F, and adding 6 keeps it below 0x40 (so it is at most 0x39).
+    (word & !LOW_NIBBLES) == ZEROS && (word.wrapping_add(0x0606_0606_0606_0606) & !LOW_NIBBLES) == ZEROS
+}
+
+/// The value of eight ASCII digits, the first in the lowest byte: pairs, then fours, then all.
+#[inline]
+fn eight_digits_value(word: u64) -> u64 {
+    let word = word - ZEROS;
+    let pairs = (word * 10 + (word >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let fours = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (fours * 10_000 + (fours >> 32)) & 0xFFFF_FFFF
 }
 
 #[cfg(test)]
@@ -101,6 +130,27 @@ mod tests {
         }
         assert_eq!(read("2015-11-01 03:00:00,1,0,5").map(|r| r.next), Some(25), "the last line needs no line end");
         assert_eq!(read("2015-11-01 03:00:00,1,0,5\r").map(|r| r.next), Some(26));
+    }
+
+    #[test]
+    fn numbers_of_any_length_read_as_the_standard_parse_does() {
+        let mut numbers: Vec<u64> =
+            vec![0, 7, 12_345_678, 99_999_999, 100_000_000, 20_151_101_033, 999_999_999_999_999_999];
+        numbers.extend((1..=18).map(|width| 10u64.pow(width - 1) + 3));
+        for number in numbers {
+            for end in ["", ",", "\n", "x", "/", ":"] {
+                let text = format!("{number}{end}");
+                let mut at = 0;
+                assert_eq!(digits(text.as_bytes(), &mut at, 18), Some(number), "{text:?}");
+                assert_eq!(at, number.to_string().len());
+            }
+        }
+        let padded = "0000000000000042,";
+        assert_eq!(digits(padded.as_bytes(), &mut 0, 18), Some(42));
+        assert_eq!(digits(b"1234567890123456789", &mut 0, 18), None, "too many digits");
+        assert_eq!(digits(b"12345678/", &mut 0, 18), Some(12_345_678));
+        assert_eq!(digits(b"1234567:9", &mut 0, 18), Some(1_234_567));
+        assert_eq!(digits(b",1", &mut 0, 18), None);
     }
 
     #[test]
