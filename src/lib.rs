@@ -37,6 +37,7 @@ pub mod kafka;
 pub mod lake;
 pub mod logging;
 pub mod parquet_sink;
+pub mod prefault;
 pub mod progress;
 pub mod runtime;
 pub mod simulator;

@@ -6,6 +6,7 @@
 
 use crate::calendar::{day_of, days_from_civil, month_index, MICROS_PER_DAY};
 use crate::csv::CountColumns;
+use crate::prefault::vec_with_capacity;
 
 /// Junction ranges up to this size are counting-sorted.
 const COUNTING_SORT_RANGE: i64 = 1 << 20;
@@ -88,13 +89,16 @@ fn comparison_sort(rows: &CountColumns, split_months: bool) -> Vec<(i32, Vec<u32
 
 /// The rows named by `order`, in that order.
 fn gather(rows: &CountColumns, order: &[u32]) -> CountColumns {
-    let pick = |column: &[i64]| order.iter().map(|&i| column[i as usize]).collect();
-    let pick32 = |column: &[i32]| order.iter().map(|&i| column[i as usize]).collect();
+    fn pick<T: Copy>(column: &[T], order: &[u32]) -> Vec<T> {
+        let mut picked = vec_with_capacity(order.len());
+        picked.extend(order.iter().map(|&i| column[i as usize]));
+        picked
+    }
     CountColumns {
-        datetime: pick(&rows.datetime),
-        junction: pick32(&rows.junction),
-        vehicles: pick32(&rows.vehicles),
-        id: pick(&rows.id),
+        datetime: pick(&rows.datetime, order),
+        junction: pick(&rows.junction, order),
+        vehicles: pick(&rows.vehicles, order),
+        id: pick(&rows.id, order),
     }
 }
 

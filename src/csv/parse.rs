@@ -4,6 +4,7 @@ use super::canonical::read_canonical_line;
 use super::columns::ColumnMap;
 use super::fields::split_fields;
 use crate::datetime::DateCache;
+use crate::prefault::vec_with_capacity;
 
 /// Parsed count rows, one vector per column, in input order.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -37,12 +38,13 @@ impl CountColumns {
         self.id.push(id);
     }
 
+    /// Empty columns with room for `rows` rows, their memory mapped in ([`crate::prefault`]).
     fn with_capacity(rows: usize) -> Self {
         CountColumns {
-            datetime: Vec::with_capacity(rows),
-            junction: Vec::with_capacity(rows),
-            vehicles: Vec::with_capacity(rows),
-            id: Vec::with_capacity(rows),
+            datetime: vec_with_capacity(rows),
+            junction: vec_with_capacity(rows),
+            vehicles: vec_with_capacity(rows),
+            id: vec_with_capacity(rows),
         }
     }
 }
