@@ -107,8 +107,8 @@ pub struct DateCache {
     last: Option<([u8; SECONDS_LEN], i64)>,
 }
 
-/// Length of `YYYY-MM-DD HH:MM:SS`.
-const SECONDS_LEN: usize = 19;
+/// Length of `YYYY-MM-DD HH:MM:SS`, the usual form of a date-time.
+pub const SECONDS_LEN: usize = 19;
 
 impl DateCache {
     /// As [`parse_datetime`].

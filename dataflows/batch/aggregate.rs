@@ -73,15 +73,6 @@ fn weighted<P: Copy>(input: &[(&Vec<P>, isize)], times: fn(P, i64) -> P) -> Vec<
     all
 }
 
-/// The rows of every junction in one vector, in junction order.
-fn flatten<P>(junctions: Vec<(i32, Vec<P>)>) -> Vec<P> {
-    let mut rows = Vec::with_capacity(junctions.iter().map(|(_, parts)| parts.len()).sum());
-    for (_, parts) in junctions {
-        rows.extend(parts);
-    }
-    rows
-}
-
 /// The collection of `fold(values of the junction)` for each junction, computed on the worker
 /// the junction is exchanged to.
 fn reduce_by_junction<'scope, V>(
@@ -173,7 +164,7 @@ where
 }
 
 fn encode_daily(format: &FileFormat, junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
-    let rows = flatten(junctions);
+    let rows = || junctions.iter().flat_map(|(_, days)| days);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("date", DataType::Date32, false),
@@ -183,9 +174,9 @@ fn encode_daily(format: &FileFormat, junctions: Vec<(i32, Vec<DailyPartial>)>) -
         Field::new("mean", DataType::Float64, false),
         Field::new("hours", DataType::Int64, false),
     ]));
-    let int32 = |value: fn(&DailyPartial) -> i32| rows.iter().map(value).collect::<Vec<i32>>();
-    let int64 = |value: fn(&DailyPartial) -> i64| rows.iter().map(value).collect::<Vec<i64>>();
-    let mean: Vec<f64> = rows.iter().map(|r| r.total as f64 / r.hours as f64).collect();
+    let int32 = |value: fn(&DailyPartial) -> i32| rows().map(value).collect::<Vec<i32>>();
+    let int64 = |value: fn(&DailyPartial) -> i64| rows().map(value).collect::<Vec<i64>>();
+    let mean: Vec<f64> = rows().map(|r| r.total as f64 / r.hours as f64).collect();
     format.encode_required(
         &schema,
         &[
@@ -214,7 +205,7 @@ fn daily_format() -> FileFormat {
 }
 
 fn encode_profile(format: &FileFormat, junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
-    let rows = flatten(junctions);
+    let rows = || junctions.iter().flat_map(|(_, slots)| slots);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("weekday", DataType::Int32, false),
@@ -222,9 +213,9 @@ fn encode_profile(format: &FileFormat, junctions: Vec<(i32, Vec<ProfilePartial>)
         Field::new("mean", DataType::Float64, false),
         Field::new("samples", DataType::Int64, false),
     ]));
-    let int32 = |value: fn(&ProfilePartial) -> i32| rows.iter().map(value).collect::<Vec<i32>>();
-    let mean: Vec<f64> = rows.iter().map(|r| r.total as f64 / r.samples as f64).collect();
-    let samples: Vec<i64> = rows.iter().map(|r| r.samples).collect();
+    let int32 = |value: fn(&ProfilePartial) -> i32| rows().map(value).collect::<Vec<i32>>();
+    let mean: Vec<f64> = rows().map(|r| r.total as f64 / r.samples as f64).collect();
+    let samples: Vec<i64> = rows().map(|r| r.samples).collect();
     format.encode_required(
         &schema,
         &[

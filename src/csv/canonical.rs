@@ -6,7 +6,7 @@
 //! parsing each field. A line that is not exactly in this form, or whose values the general
 //! parser would reject, is left to the general parser, so results and errors do not change.
 
-use crate::datetime::DateCache;
+use crate::datetime::{DateCache, SECONDS_LEN};
 
 /// One row read by the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,19 +23,16 @@ pub struct CanonicalRow {
     pub next: usize,
 }
 
-/// Length of `YYYY-MM-DD HH:MM:SS`.
-const DATETIME_LEN: usize = 19;
-
 /// Reads the line starting at `pos` of `bytes` if it is a valid row in the canonical form (the
 /// columns in the seed's order); `None` sends it to the general parser.
 #[inline]
 pub fn read_canonical_line(bytes: &[u8], pos: usize, dates: &mut DateCache) -> Option<CanonicalRow> {
-    let text = bytes.get(pos..pos + DATETIME_LEN)?;
-    if bytes.get(pos + DATETIME_LEN) != Some(&b',') {
+    let text = bytes.get(pos..pos + SECONDS_LEN)?;
+    if bytes.get(pos + SECONDS_LEN) != Some(&b',') {
         return None;
     }
     let datetime = dates.parse_naive(text).ok()?;
-    let mut at = pos + DATETIME_LEN + 1;
+    let mut at = pos + SECONDS_LEN + 1;
     // Nine digits at most: always within an i32, so the range checks are the general parser's.
     let junction = digits(bytes, &mut at, 9)?;
     if junction == 0 || bytes.get(at) != Some(&b',') {
