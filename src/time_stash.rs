@@ -23,7 +23,18 @@ impl<D> Default for TimeStash<D> {
 impl<D> TimeStash<D> {
     /// Takes everything available on `input`, keeping a capability for each new time.
     pub fn absorb<P: Pull<Message<u64, Vec<D>>>>(&mut self, input: &mut InputHandleCore<u64, Vec<D>, P>) {
+        self.absorb_with(input, |_| ());
+    }
+
+    /// As [`Self::absorb`], first showing each arriving batch to `arrived`: for work that need
+    /// not wait for its time to complete.
+    pub fn absorb_with<P: Pull<Message<u64, Vec<D>>>>(
+        &mut self,
+        input: &mut InputHandleCore<u64, Vec<D>, P>,
+        mut arrived: impl FnMut(&[D]),
+    ) {
         input.for_each(|cap, data| {
+            arrived(data);
             let Some(time) = cap.least().copied() else { return };
             let entry = self.held.entry(time).or_insert_with(|| (cap.retain_least(0).expect("a time"), Vec::new()));
             entry.1.append(data);

@@ -164,7 +164,6 @@ where
 }
 
 fn encode_daily(format: &FileFormat, junctions: Vec<(i32, Vec<DailyPartial>)>) -> Result<Bytes> {
-    let rows = || junctions.iter().flat_map(|(_, days)| days);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("date", DataType::Date32, false),
@@ -174,21 +173,27 @@ fn encode_daily(format: &FileFormat, junctions: Vec<(i32, Vec<DailyPartial>)>) -
         Field::new("mean", DataType::Float64, false),
         Field::new("hours", DataType::Int64, false),
     ]));
-    let int32 = |value: fn(&DailyPartial) -> i32| rows().map(value).collect::<Vec<i32>>();
-    let int64 = |value: fn(&DailyPartial) -> i64| rows().map(value).collect::<Vec<i64>>();
-    let mean: Vec<f64> = rows().map(|r| r.total as f64 / r.hours as f64).collect();
     format.encode_required(
         &schema,
         &[
-            RequiredColumn::Int32(&int32(|r| r.junction)),
-            RequiredColumn::Int32(&int32(|r| r.day)),
-            RequiredColumn::Int64(&int64(|r| r.total)),
-            RequiredColumn::Int32(&int32(|r| r.min)),
-            RequiredColumn::Int32(&int32(|r| r.max)),
-            RequiredColumn::Float64(&mean),
-            RequiredColumn::Int64(&int64(|r| r.hours)),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.junction)),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.day)),
+            RequiredColumn::Int64(&view_column(&junctions, |r| r.total)),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.min)),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.max)),
+            RequiredColumn::Float64(&view_column(&junctions, |r| r.total as f64 / r.hours as f64)),
+            RequiredColumn::Int64(&view_column(&junctions, |r| r.hours)),
         ],
     )
+}
+
+/// One column of a view: `value` of each row, junction after junction, in a vector sized once.
+fn view_column<P, T>(junctions: &[(i32, Vec<P>)], value: impl Fn(&P) -> T) -> Vec<T> {
+    let mut column = Vec::with_capacity(junctions.iter().map(|(_, rows)| rows.len()).sum());
+    for (_, rows) in junctions {
+        column.extend(rows.iter().map(&value));
+    }
+    column
 }
 
 fn daily_format() -> FileFormat {
@@ -205,7 +210,6 @@ fn daily_format() -> FileFormat {
 }
 
 fn encode_profile(format: &FileFormat, junctions: Vec<(i32, Vec<ProfilePartial>)>) -> Result<Bytes> {
-    let rows = || junctions.iter().flat_map(|(_, slots)| slots);
     let schema = Arc::new(Schema::new(vec![
         Field::new("junction", DataType::Int32, false),
         Field::new("weekday", DataType::Int32, false),
@@ -213,17 +217,14 @@ fn encode_profile(format: &FileFormat, junctions: Vec<(i32, Vec<ProfilePartial>)
         Field::new("mean", DataType::Float64, false),
         Field::new("samples", DataType::Int64, false),
     ]));
-    let int32 = |value: fn(&ProfilePartial) -> i32| rows().map(value).collect::<Vec<i32>>();
-    let mean: Vec<f64> = rows().map(|r| r.total as f64 / r.samples as f64).collect();
-    let samples: Vec<i64> = rows().map(|r| r.samples).collect();
     format.encode_required(
         &schema,
         &[
-            RequiredColumn::Int32(&int32(|r| r.junction)),
-            RequiredColumn::Int32(&int32(|r| r.weekday as i32)),
-            RequiredColumn::Int32(&int32(|r| r.hour as i32)),
-            RequiredColumn::Float64(&mean),
-            RequiredColumn::Int64(&samples),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.junction)),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.weekday as i32)),
+            RequiredColumn::Int32(&view_column(&junctions, |r| r.hour as i32)),
+            RequiredColumn::Float64(&view_column(&junctions, |r| r.total as f64 / r.samples as f64)),
+            RequiredColumn::Int64(&view_column(&junctions, |r| r.samples)),
         ],
     )
 }

@@ -1,5 +1,6 @@
-//! The committer: on worker 0, records each chunk once the progress frontier passes it, and
-//! publishes an input's files once all its chunks are recorded.
+//! The committer: on worker 0, writes each chunk's record as it arrives, takes the chunks in time
+//! order as the progress frontier passes them, and publishes an input's files once all its
+//! chunks are recorded.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -59,7 +60,11 @@ pub fn committer<'scope>(
             let mut log: Option<CommitLog> = None;
             let mut stash: TimeStash<ChunkRecord> = TimeStash::default();
             move |(input, frontier), output| {
-                stash.absorb(input);
+                stash.absorb_with(input, |records| {
+                    for record in records {
+                        write_chunk_record(&lake, record).unwrap_or_else(|e| job.fail(&e));
+                    }
+                });
                 let Some(initial_cap) = initial.as_ref() else {
                     return;
                 };
@@ -89,6 +94,24 @@ pub fn committer<'scope>(
             }
         },
     )
+}
+
+/// Writes the record of a finished chunk, once its counts reconcile. Done as soon as the record
+/// arrives, not when the frontier passes its chunk: the chunk's files are staged before the record
+/// is sent, and with claimed pieces the frontier trails the last chunks, so waiting left their
+/// writes all to the end of the run.
+fn write_chunk_record(lake: &Lake, record: &ChunkRecord) -> Result<()> {
+    if record.read != record.written + record.quarantined {
+        bail!(
+            "chunk {} of load {} does not reconcile: read {} != written {} + quarantined {}",
+            record.chunk,
+            record.load_id,
+            record.read,
+            record.written,
+            record.quarantined
+        );
+    }
+    create_record(lake, &chunk_record_path(&record.load_id, record.chunk), record)
 }
 
 /// The state of this run's loads, and the log of load commits.
@@ -140,19 +163,9 @@ impl CommitLog {
         Ok((log, changes))
     }
 
-    /// Records a finished chunk; publishes its load if it was the last one.
+    /// Takes a finished chunk whose record is written (see [`write_chunk_record`]); publishes its
+    /// load if it was the last one.
     fn record(&mut self, record: ChunkRecord) -> Result<Vec<Committed>> {
-        if record.read != record.written + record.quarantined {
-            bail!(
-                "chunk {} of load {} does not reconcile: read {} != written {} + quarantined {}",
-                record.chunk,
-                record.load_id,
-                record.read,
-                record.written,
-                record.quarantined
-            );
-        }
-        create_record(&self.lake, &chunk_record_path(&record.load_id, record.chunk), &record)?;
         let load_id = record.load_id.clone();
         let Some(pending) = self.loads.get_mut(&load_id) else { bail!("chunk of an unplanned load {load_id}") };
         pending.records.insert(record.chunk, record);

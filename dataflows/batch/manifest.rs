@@ -33,7 +33,7 @@ pub fn chunk_partials_dir(load_id: &str) -> String {
 /// The folder of load commits.
 pub const LOAD_COMMITS: &str = "_manifests/loads";
 
-/// A chunk whose output is staged: written when the progress frontier passes the chunk.
+/// A chunk whose output is staged: written by the committer as soon as it arrives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRecord {
     /// The load this chunk belongs to.

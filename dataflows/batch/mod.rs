@@ -1,10 +1,10 @@
 //! `batch`: historical count CSVs to month-partitioned Parquet, exactly once, plus trend views.
 //!
 //! Worker 0 plans (recovering from any interrupted run), every worker loads its chunks (those
-//! dealt to it, then pieces of the plan's tail it claims first), worker 0 commits each chunk when
-//! the progress frontier passes it and publishes an input once all its chunks are committed;
-//! each worker then releases the partial aggregates of its chunks of that input, and differential
-//! dataflow reduces them into `junction_daily` and `junction_profile`.
+//! dealt to it, then pieces of the plan's tail it claims first), worker 0 records each chunk as it
+//! arrives and, as the progress frontier passes the chunks, publishes an input once all its
+//! chunks are recorded; each worker then releases the partial aggregates of its chunks of that
+//! input, and differential dataflow reduces them into `junction_daily` and `junction_profile`.
 
 mod aggregate;
 mod commit;

@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
-use arrow::array::{ArrayRef, Int32Array, Int64Array, Int8Array};
+use arrow::array::{Int32Array, Int64Array, Int8Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::lake::Lake;
-use crate::parquet_sink::FileFormat;
+use crate::parquet_sink::{FileFormat, RequiredColumn};
 
 use crate::calendar::{day_of, iso_weekday, MICROS_PER_DAY, MICROS_PER_HOUR};
 use crate::csv::CountColumns;
@@ -141,29 +140,40 @@ impl Partials {
         Partials { daily: DailyPartial::fold(daily), profile: ProfilePartial::fold(profile) }
     }
 
-    /// Encodes the partials as one Parquet file (`kind` 0 = daily, 1 = profile).
+    /// Encodes the partials as one Parquet file (`kind` 0 = daily, 1 = profile). Every chunk
+    /// writes one, and a chunk spanning a week has a profile row for each junction's 168 hours
+    /// however few rows it holds, so it is made cheap: plain values compressed with Snappy and
+    /// no statistics (the file is read whole, never pruned), through the typed column writers.
+    /// About 4x faster to encode than delta or zstd, for a file a few times larger.
     pub fn to_parquet(&self) -> Result<Bytes> {
-        let daily = self.daily.iter();
-        let profile = self.profile.iter();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int8Array::from_iter_values(daily.clone().map(|_| 0).chain(profile.clone().map(|_| 1)))),
-            Arc::new(Int32Array::from_iter_values(
-                daily.clone().map(|d| d.junction).chain(profile.clone().map(|p| p.junction)),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                daily.clone().map(|d| d.day).chain(profile.clone().map(|p| p.weekday as i32 * 24 + p.hour as i32)),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                daily.clone().map(|d| d.total).chain(profile.clone().map(|p| p.total)),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                daily.clone().map(|d| d.hours).chain(profile.clone().map(|p| p.samples)),
-            )),
-            Arc::new(Int32Array::from_iter_values(daily.clone().map(|d| d.min).chain(profile.clone().map(|_| 0)))),
-            Arc::new(Int32Array::from_iter_values(daily.map(|d| d.max).chain(profile.map(|_| 0)))),
-        ];
-        let batch = RecordBatch::try_new(partials_schema(), columns)?;
-        FileFormat::builder().without_dictionaries().build().encode(&partials_schema(), &[batch])
+        static FORMAT: OnceLock<FileFormat> = OnceLock::new();
+        let format =
+            FORMAT.get_or_init(|| FileFormat::builder().without_dictionaries().without_statistics().snappy().build());
+        let int32 = |daily: fn(&DailyPartial) -> i32, profile: fn(&ProfilePartial) -> i32| -> Vec<i32> {
+            self.daily.iter().map(daily).chain(self.profile.iter().map(profile)).collect()
+        };
+        let int64 = |daily: fn(&DailyPartial) -> i64, profile: fn(&ProfilePartial) -> i64| -> Vec<i64> {
+            self.daily.iter().map(daily).chain(self.profile.iter().map(profile)).collect()
+        };
+        let kind = int32(|_| 0, |_| 1);
+        let junction = int32(|d| d.junction, |p| p.junction);
+        let key = int32(|d| d.day, |p| p.weekday as i32 * 24 + p.hour as i32);
+        let total = int64(|d| d.total, |p| p.total);
+        let count = int64(|d| d.hours, |p| p.samples);
+        let min = int32(|d| d.min, |_| 0);
+        let max = int32(|d| d.max, |_| 0);
+        format.encode_required(
+            &partials_schema(),
+            &[
+                RequiredColumn::Int32(&kind),
+                RequiredColumn::Int32(&junction),
+                RequiredColumn::Int32(&key),
+                RequiredColumn::Int64(&total),
+                RequiredColumn::Int64(&count),
+                RequiredColumn::Int32(&min),
+                RequiredColumn::Int32(&max),
+            ],
+        )
     }
 
     /// Decodes partials written by [`Partials::to_parquet`].
@@ -329,7 +339,11 @@ impl PartialsBuilder {
 
     /// The partials of every row added.
     pub fn finish(self) -> Partials {
-        let profile = self.profile.iter().flat_map(|(junction, week)| week_partials(*junction, week)).collect();
+        let slots = self.profile.values().map(|week| week.iter().filter(|(_, n)| *n > 0).count()).sum();
+        let mut profile = Vec::with_capacity(slots);
+        for (junction, week) in &self.profile {
+            profile.extend(week_partials(*junction, week));
+        }
         Partials { daily: DailyPartial::fold(self.daily), profile }
     }
 }

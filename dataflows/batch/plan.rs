@@ -24,7 +24,8 @@ use crate::progress::Progress;
 /// One unit of work: a byte range of an input file, for one worker, at one Timely time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkTask {
-    /// The Timely time of the chunk: its output is committed when the frontier passes it.
+    /// The Timely time of the chunk: the committer takes chunks in this order as the frontier
+    /// passes them.
     pub time: u64,
     /// The worker that loads it (for a claimable chunk: the worker this copy is sent to).
     pub worker: usize,

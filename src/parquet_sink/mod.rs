@@ -10,7 +10,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader, SortingColumn};
-use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
@@ -118,6 +118,19 @@ impl FormatBuilder {
     /// files whose columns are nearly unique, such as aggregates keyed by junction and day.
     pub fn without_dictionaries(mut self) -> Self {
         self.inner = self.inner.set_dictionary_enabled(false);
+        self
+    }
+
+    /// Compresses with Snappy instead of zstd: for internal files, where encoding speed matters
+    /// more than size.
+    pub fn snappy(mut self) -> Self {
+        self.inner = self.inner.set_compression(Compression::SNAPPY);
+        self
+    }
+
+    /// Keeps no statistics: for internal files read whole, where computing them is wasted work.
+    pub fn without_statistics(mut self) -> Self {
+        self.inner = self.inner.set_statistics_enabled(EnabledStatistics::None);
         self
     }
 

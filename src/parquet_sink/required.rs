@@ -21,7 +21,7 @@ use super::{FileFormat, ROW_GROUP_ROWS};
 /// The values of one column that has no nulls.
 #[derive(Clone, Copy, Debug)]
 pub enum RequiredColumn<'a> {
-    /// For `Int32` and `Date32` fields.
+    /// For `Int32` and `Date32` fields, and `Int8` and `Int16` fields if every value fits.
     Int32(&'a [i32]),
     /// For `Int64` and `Timestamp` fields.
     Int64(&'a [i64]),
@@ -40,7 +40,13 @@ impl RequiredColumn<'_> {
 
     fn holds(&self, data_type: &DataType) -> bool {
         match self {
-            RequiredColumn::Int32(_) => matches!(data_type, DataType::Int32 | DataType::Date32),
+            RequiredColumn::Int32(values) => match data_type {
+                DataType::Int32 | DataType::Date32 => true,
+                // Narrow integers are stored as INT32: every value must fit the field's type.
+                DataType::Int8 => values.iter().all(|v| i8::try_from(*v).is_ok()),
+                DataType::Int16 => values.iter().all(|v| i16::try_from(*v).is_ok()),
+                _ => false,
+            },
             RequiredColumn::Int64(_) => matches!(data_type, DataType::Int64 | DataType::Timestamp(..)),
             RequiredColumn::Float64(_) => matches!(data_type, DataType::Float64),
         }
@@ -166,6 +172,14 @@ mod tests {
         let format = FileFormat::builder().build();
         assert!(format.encode_required(&schema, &[RequiredColumn::Int64(&[1])]).is_err(), "wrong type");
         assert!(format.encode_required(&schema, &[]).is_err(), "missing column");
+        let narrow = Arc::new(Schema::new(vec![Field::new("x", DataType::Int8, false)]));
+        assert!(format.encode_required(&narrow, &[RequiredColumn::Int32(&[1, 128])]).is_err(), "beyond an Int8");
+        let fits = format.encode_required(&narrow, &[RequiredColumn::Int32(&[-128, 127])]).unwrap();
+        let batch = ParquetRecordBatchReaderBuilder::try_new(fits).unwrap().build().unwrap().next().unwrap().unwrap();
+        assert_eq!(
+            batch.column(0).as_ref(),
+            &arrow::array::Int8Array::from(vec![-128, 127]) as &dyn arrow::array::Array
+        );
         let nullable = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
         assert!(format.encode_required(&nullable, &[RequiredColumn::Int32(&[1])]).is_err(), "nullable field");
         let empty = format.encode_required(&schema, &[RequiredColumn::Int32(&[])]).unwrap();
