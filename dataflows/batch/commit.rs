@@ -257,3 +257,71 @@ impl CommitLog {
         Ok(Summary { detail, ..self.summary })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use timely::dataflow::operators::{Input, Probe};
+    use timely::dataflow::ProbeHandle;
+
+    use super::*;
+    use crate::csv::InputFile;
+
+    fn record(chunk: u32, read: u64, written: u64) -> ChunkRecord {
+        ChunkRecord {
+            load_id: "load".into(),
+            chunk,
+            range: (0, 10),
+            read,
+            written,
+            quarantined: 0,
+            files: Vec::new(),
+            partials: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_chunk_record_is_written_before_the_frontier_passes_its_chunk() {
+        // With claimed pieces the frontier trails the last chunks: waiting for it left every
+        // last chunk's record write to the end of the run.
+        let lake = Lake::open("memory://records-on-arrival").unwrap();
+        let plan = Plan {
+            loads: vec![LoadPlan {
+                load_id: "load".into(),
+                source: InputFile { url: "file:///counts.csv".into(), size: 10, modified: 0, etag: None },
+                chunks: 1,
+                recorded: Vec::new(),
+                replaces: None,
+            }],
+            ..Plan::default()
+        };
+        let in_run = lake.clone();
+        timely::execute_directly(move |worker| {
+            let (lake, probe) = (in_run, ProbeHandle::new());
+            let mut input = worker.dataflow::<u64, _, _>(|scope| {
+                let (input, records) = scope.new_input::<Vec<ChunkRecord>>();
+                let plan = Rc::new(RefCell::new(Some(plan)));
+                committer(records, lake.clone(), plan, Rc::default(), JobContext::default()).probe_with(&probe);
+                input
+            });
+            input.advance_to(5);
+            input.send(record(0, 3, 3));
+            input.flush();
+            for _ in 0..10 {
+                worker.step();
+            }
+            assert!(probe.less_equal(&5), "the frontier has not passed the chunk");
+            assert!(lake.get(&chunk_record_path("load", 0)).unwrap().is_some(), "its record is written");
+        });
+        // The input closed, the frontier passed the chunk: its load was published as before.
+        assert!(lake.get(&load_commit_path(0)).unwrap().is_some());
+        assert!(lake.get(&chunk_record_path("load", 0)).unwrap().is_none(), "records go once published");
+    }
+
+    #[test]
+    fn a_chunk_that_does_not_reconcile_is_not_recorded() {
+        let lake = Lake::open("memory://records-that-do-not-reconcile").unwrap();
+        let error = write_chunk_record(&lake, &record(1, 3, 2)).unwrap_err();
+        assert!(error.to_string().contains("does not reconcile"), "{error}");
+        assert!(lake.get(&chunk_record_path("load", 1)).unwrap().is_none());
+    }
+}

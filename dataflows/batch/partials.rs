@@ -143,8 +143,9 @@ impl Partials {
     /// Encodes the partials as one Parquet file (`kind` 0 = daily, 1 = profile). Every chunk
     /// writes one, and a chunk spanning a week has a profile row for each junction's 168 hours
     /// however few rows it holds, so it is made cheap: plain values compressed with Snappy and
-    /// no statistics (the file is read whole, never pruned), through the typed column writers.
-    /// About 4x faster to encode than delta or zstd, for a file a few times larger.
+    /// no statistics (the file is read whole, never pruned), through the typed column writers:
+    /// 3.5x faster to encode than zstd over plain values (as before) and 2.5x faster than delta
+    /// encoding, for a file about three times larger than the former.
     pub fn to_parquet(&self) -> Result<Bytes> {
         static FORMAT: OnceLock<FileFormat> = OnceLock::new();
         let format =
