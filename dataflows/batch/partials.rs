@@ -150,29 +150,16 @@ impl Partials {
         static FORMAT: OnceLock<FileFormat> = OnceLock::new();
         let format =
             FORMAT.get_or_init(|| FileFormat::builder().without_dictionaries().without_statistics().snappy().build());
-        let int32 = |daily: fn(&DailyPartial) -> i32, profile: fn(&ProfilePartial) -> i32| -> Vec<i32> {
-            self.daily.iter().map(daily).chain(self.profile.iter().map(profile)).collect()
-        };
-        let int64 = |daily: fn(&DailyPartial) -> i64, profile: fn(&ProfilePartial) -> i64| -> Vec<i64> {
-            self.daily.iter().map(daily).chain(self.profile.iter().map(profile)).collect()
-        };
-        let kind = int32(|_| 0, |_| 1);
-        let junction = int32(|d| d.junction, |p| p.junction);
-        let key = int32(|d| d.day, |p| p.weekday as i32 * 24 + p.hour as i32);
-        let total = int64(|d| d.total, |p| p.total);
-        let count = int64(|d| d.hours, |p| p.samples);
-        let min = int32(|d| d.min, |_| 0);
-        let max = int32(|d| d.max, |_| 0);
         format.encode_required(
             &partials_schema(),
             &[
-                RequiredColumn::Int32(&kind),
-                RequiredColumn::Int32(&junction),
-                RequiredColumn::Int32(&key),
-                RequiredColumn::Int64(&total),
-                RequiredColumn::Int64(&count),
-                RequiredColumn::Int32(&min),
-                RequiredColumn::Int32(&max),
+                RequiredColumn::Int32(&partials_column(self, |_| 0, |_| 1)),
+                RequiredColumn::Int32(&partials_column(self, |d| d.junction, |p| p.junction)),
+                RequiredColumn::Int32(&partials_column(self, |d| d.day, |p| p.weekday as i32 * 24 + p.hour as i32)),
+                RequiredColumn::Int64(&partials_column(self, |d| d.total, |p| p.total)),
+                RequiredColumn::Int64(&partials_column(self, |d| d.hours, |p| p.samples)),
+                RequiredColumn::Int32(&partials_column(self, |d| d.min, |_| 0)),
+                RequiredColumn::Int32(&partials_column(self, |d| d.max, |_| 0)),
             ],
         )
     }
@@ -364,6 +351,11 @@ fn week_partials(junction: i32, week: &WeekSlots) -> impl Iterator<Item = Profil
         total,
         samples,
     })
+}
+
+/// One column of a partials file: `daily` of every day's row, then `profile` of every slot's.
+fn partials_column<T>(partials: &Partials, daily: fn(&DailyPartial) -> T, profile: fn(&ProfilePartial) -> T) -> Vec<T> {
+    partials.daily.iter().map(daily).chain(partials.profile.iter().map(profile)).collect()
 }
 
 fn partials_schema() -> SchemaRef {
