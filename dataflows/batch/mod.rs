@@ -53,7 +53,7 @@ pub struct BatchArgs {
     pub full: bool,
     /// Largest byte range of one file given to one worker (e.g. 64MiB); by default a file's size
     /// over the number of workers, between 16 MiB and 64 MiB. With several workers the last
-    /// quarter of the input is cut into pieces that free workers claim (a quarter chunk, shrinking
+    /// quarter of the input is cut into pieces that free workers claim (at most a chunk, shrinking
     /// to 4 MiB at the end).
     #[arg(long, value_parser = parse_size)]
     pub chunk_size: Option<u64>,

@@ -282,8 +282,7 @@ fn cut_inputs<'a>(
     let mut ranges: Vec<Vec<Range<u64>>> =
         sizes.iter().zip(&chunks).map(|(size, chunk)| split_ranges(*size, *chunk)).collect();
     let claimable = if workers > 1 && !settings.single_file {
-        let pieces: Vec<u64> = chunks.iter().map(|chunk| piece_size(*chunk)).collect();
-        cut_tail(&mut ranges, &pieces, workers)
+        cut_tail(&mut ranges, &chunks, workers)
     } else {
         vec![0; ranges.len()]
     };
@@ -315,22 +314,19 @@ const CLAIMED_SHARE: u64 = 4;
 /// writes files of its own.
 const MIN_PIECE: u64 = 4 << 20;
 
-/// The largest piece of an input's tail: a quarter chunk, but not below [`MIN_PIECE`] or above the
-/// chunk.
-fn piece_size(chunk: u64) -> u64 {
-    (chunk / 4).max(MIN_PIECE).min(chunk)
-}
-
 /// Cuts the last quarter of the plan's bytes (the last ranges of the last inputs) into pieces
 /// that shrink towards the end (guided self-scheduling): each is the tail's remaining bytes over
-/// twice the workers, between [`MIN_PIECE`] and its input's piece size. Workers then finish
-/// within about one of the last, smallest pieces of each other (instead of one quarter chunk),
-/// with only a few more pieces. Returns how many trailing ranges of each input are claimable.
+/// twice the workers, between [`MIN_PIECE`] and its input's chunk size. Workers then finish
+/// within about one of the last, smallest pieces of each other, with only a few more pieces than
+/// chunks. The first pieces of a large tail are whole chunks: every piece has a fixed cost (its
+/// files and partial aggregates, tens of milliseconds with thousands of junctions), and capping
+/// them at a quarter chunk, as before, cut a 1.6 GB input's tail into 26 pieces instead of 16.
+/// Returns how many trailing ranges of each input are claimable.
 ///
 /// The cut depends on every input of the plan and on the number of workers: if an interrupted run
 /// is resumed with fewer inputs left or another shape, a tail input may be cut differently and
 /// then loaded again from its start.
-fn cut_tail(ranges: &mut [Vec<Range<u64>>], pieces: &[u64], workers: usize) -> Vec<usize> {
+fn cut_tail(ranges: &mut [Vec<Range<u64>>], chunks: &[u64], workers: usize) -> Vec<usize> {
     let length = |r: &Range<u64>| r.end - r.start;
     let total: u64 = ranges.iter().flatten().map(length).sum();
     // Whole ranges from the end of the plan until the claimed share is covered.
@@ -350,15 +346,18 @@ fn cut_tail(ranges: &mut [Vec<Range<u64>>], pieces: &[u64], workers: usize) -> V
     for (file, file_ranges) in ranges.iter_mut().enumerate() {
         let tail = file_ranges.split_off(file_ranges.len() - taken[file]);
         let dealt = file_ranges.len();
-        let floor = MIN_PIECE.min(pieces[file]);
-        for range in tail {
+        let floor = MIN_PIECE.min(chunks[file]);
+        // The tail's ranges tile one span of the file: cut as one, pieces do not stop at the
+        // chunks' ends (which left a stub piece at each).
+        let span = tail.first().zip(tail.last()).map(|(first, last)| first.start..last.end);
+        for range in span {
             if range.is_empty() {
                 file_ranges.push(range); // an empty input keeps its one empty chunk
                 continue;
             }
             let mut start = range.start;
             while start < range.end {
-                let guided = (left / (2 * workers.max(1) as u64)).clamp(floor, pieces[file]);
+                let guided = (left / (2 * workers.max(1) as u64)).clamp(floor, chunks[file]);
                 let mut end = (start + guided).min(range.end);
                 if range.end - end < floor / 2 {
                     end = range.end; // no sliver of a piece
@@ -449,8 +448,8 @@ mod tests {
         // Two inputs of 200 MiB and 40 MiB in 64 MiB chunks: 60 MiB is the claimed quarter, all of
         // the second input and 20 MiB of the first (its last chunk, 50 MiB, cut in full).
         let mut ranges = vec![split_ranges(200 * MIB, 64 * MIB), split_ranges(40 * MIB, 64 * MIB)];
-        let pieces = [piece_size(64 * MIB), piece_size(64 * MIB)];
-        let claimable = cut_tail(&mut ranges, &pieces, 2);
+        let chunks = [64 * MIB, 64 * MIB];
+        let claimable = cut_tail(&mut ranges, &chunks, 2);
         for (file, size) in [(0, 200 * MIB), (1, 40 * MIB)] {
             // Still a tiling of the input, in order.
             assert_eq!(ranges[file].first().unwrap().start, 0);
@@ -461,19 +460,29 @@ mod tests {
         assert_eq!(claimable[1], ranges[1].len(), "all of the second input is claimed");
         let tail: Vec<u64> = ranges[0][3..].iter().chain(&ranges[1]).map(|r| r.end - r.start).collect();
         assert_eq!(tail.iter().sum::<u64>(), 90 * MIB);
-        assert!(tail.iter().all(|&piece| piece <= 16 * MIB + 2 * MIB), "{tail:?}");
-        assert!(tail[0] == 16 * MIB && *tail.last().unwrap() <= 6 * MIB, "the last pieces are the smallest: {tail:?}");
-        assert!(tail.len() <= 12, "a few pieces per worker, not many: {tail:?}");
+        // Each piece is a quarter of what is left (twice the workers), never below 4 MiB.
+        assert_eq!(tail[0], 90 * MIB / 4, "{tail:?}");
+        assert!(tail[0] > tail[tail.len() / 2] && tail[tail.len() / 2] > *tail.last().unwrap(), "{tail:?}");
+        assert!(*tail.last().unwrap() <= 6 * MIB && *tail.last().unwrap() >= 2 * MIB, "{tail:?}");
+        assert!(tail.len() <= 10, "a few pieces per worker, not many: {tail:?}");
+
+        // A large tail starts with whole chunks: a piece is never larger than a chunk.
+        let mut large = vec![split_ranges(1600 * MIB, 64 * MIB)];
+        let claimed = cut_tail(&mut large, &chunks, 2)[0];
+        let tail: Vec<u64> = large[0][large[0].len() - claimed..].iter().map(|r| r.end - r.start).collect();
+        assert_eq!(tail.iter().sum::<u64>(), 7 * 64 * MIB, "the last seven chunks are claimed: {tail:?}");
+        assert!(tail[..4].iter().all(|&piece| piece == 64 * MIB), "{tail:?}");
+        // Capped at a quarter chunk, as before, it took many more.
+        assert!(tail.len() <= 17, "{tail:?}");
 
         // An empty input keeps its one (empty) chunk.
         let mut with_empty = vec![split_ranges(100 * MIB, 64 * MIB), split_ranges(0, 64 * MIB)];
-        assert_eq!(cut_tail(&mut with_empty, &pieces, 2)[1], 1);
+        assert_eq!(cut_tail(&mut with_empty, &chunks, 2)[1], 1);
         assert_eq!(with_empty[1], vec![0..0]);
 
         // Chunks no larger than 4 MiB are not cut further, only claimed.
-        assert_eq!(piece_size(4096), 4096);
         let mut small = vec![split_ranges(64 * 1024, 4096)];
-        assert_eq!(cut_tail(&mut small, &[piece_size(4096)], 2), vec![4]);
+        assert_eq!(cut_tail(&mut small, &[4096], 2), vec![4]);
         assert_eq!(small[0].len(), 16);
     }
 }
