@@ -350,21 +350,21 @@ fn cut_tail(ranges: &mut [Vec<Range<u64>>], chunks: &[u64], workers: usize) -> V
         // The tail's ranges tile one span of the file: cut as one, pieces do not stop at the
         // chunks' ends (which left a stub piece at each).
         let span = tail.first().zip(tail.last()).map(|(first, last)| first.start..last.end);
-        for range in span {
-            if range.is_empty() {
-                file_ranges.push(range); // an empty input keeps its one empty chunk
-                continue;
-            }
-            let mut start = range.start;
-            while start < range.end {
-                let guided = (left / (2 * workers.max(1) as u64)).clamp(floor, chunks[file]);
-                let mut end = (start + guided).min(range.end);
-                if range.end - end < floor / 2 {
-                    end = range.end; // no sliver of a piece
+        match span {
+            None => {}
+            Some(empty) if empty.is_empty() => file_ranges.push(empty), // an empty input keeps its one empty chunk
+            Some(range) => {
+                let mut start = range.start;
+                while start < range.end {
+                    let guided = (left / (2 * workers.max(1) as u64)).clamp(floor, chunks[file]);
+                    let mut end = (start + guided).min(range.end);
+                    if range.end - end < floor / 2 {
+                        end = range.end; // no sliver of a piece
+                    }
+                    file_ranges.push(start..end);
+                    left -= end - start;
+                    start = end;
                 }
-                file_ranges.push(start..end);
-                left -= end - start;
-                start = end;
             }
         }
         claimable[file] = file_ranges.len() - dealt;

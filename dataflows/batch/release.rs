@@ -99,8 +99,8 @@ mod tests {
                 0 => vec![day(1, 1, 10), day(1, 2, 5), day(2, 1, 7)],
                 _ => vec![day(1, 2, 4), day(1, 3, 8)],
             };
-            held.hold("a", Partials { daily: mine, profile: Vec::new() });
-            held.hold("b", Partials { daily: vec![day(9, 9, 9)], profile: Vec::new() });
+            held.hold("a", Partials { daily: mine, profile: Default::default() });
+            held.hold("b", Partials { daily: vec![day(9, 9, 9)], profile: Default::default() });
             let sink = sink.clone();
             worker.dataflow::<u64, _, _>(|scope| {
                 // Only the committer, on worker 0, publishes: "a" at time 3, and "b" not at all.
