@@ -65,9 +65,18 @@ group.initial.rebalance.delay.ms=0
     def create_topic(self, name, partitions):
         from kafka.admin import KafkaAdminClient, NewTopic
 
-        KafkaAdminClient(bootstrap_servers=self.bootstrap).create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
-        )
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        # Returned once every partition has a leader: a reader started at once may otherwise find
+        # the topic without partitions and stop.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            described = admin.describe_topics([name])[0]
+            ready = [p for p in described.get("partitions", []) if p.get("leader_id", -1) >= 0]
+            if described.get("error_code", 0) == 0 and len(ready) == partitions:
+                break
+            time.sleep(0.05)
+        admin.close()
 
     def stop(self):
         self.process.kill()

@@ -233,12 +233,14 @@ def latency(broker, tool, workers, rate, seconds):
     topic = f"latency-{tool}"
     broker.create_topic(topic, 4)
     root = tempfile.mkdtemp(prefix=f"traffic-bench-latency-{tool}-")
+    # The tool's log, to say why if it left no files (a run of `bench/run --quick` once did).
+    log = tempfile.TemporaryFile(mode="w+")
     if tool == "traffic":
         output = root
         process = subprocess.Popen(
             [TRAFFIC, "run", "stream", "--brokers", broker.bootstrap, "--topic", topic, "--output", output,
              "--epoch", "10s", "-w", str(workers), "--start", "earliest"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=log,
         )
         time.sleep(3)
         pattern = f"{output}/readings/*/*.parquet"
@@ -247,7 +249,7 @@ def latency(broker, tool, workers, rate, seconds):
         process = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "spark_stream_tool.py"), "latency", broker.bootstrap, topic, output,
              str(workers), str(seconds + 40)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE, stderr=log, text=True,
         )
         process.stdout.readline()  # ready
         time.sleep(10)
@@ -259,10 +261,19 @@ def latency(broker, tool, workers, rate, seconds):
     if tool == "traffic":
         process.send_signal(signal.SIGTERM)
     process.wait()
-    values = visible_latencies(watcher, pattern)
+    result = {"tool": tool, "rate": rate}
+    if glob.glob(pattern):
+        values = visible_latencies(watcher, pattern)
+        result.update(records=len(values), p50_s=round(percentile(values, 50), 2), p99_s=round(percentile(values, 99), 2))
+    else:
+        # Reported, not raised: the rest of the run's results are still worth keeping.
+        log.seek(0)
+        result.update(records=0, error=f"no files (exit status {process.returncode})",
+                      log_tail=log.read().strip().splitlines()[-5:])
+        print(f"latency run of {tool} wrote no files: {result}", file=sys.stderr)
+    log.close()
     shutil.rmtree(root, ignore_errors=True)
-    return {"tool": tool, "rate": rate, "records": len(values), "p50_s": round(percentile(values, 50), 2),
-            "p99_s": round(percentile(values, 99), 2)}
+    return result
 
 
 def soak(broker, workers, seconds, lateness):
