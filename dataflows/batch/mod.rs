@@ -12,9 +12,11 @@ mod load;
 mod manifest;
 mod order;
 mod partials;
+mod partials_file;
 mod plan;
 mod release;
 mod schema;
+mod week_profile;
 
 pub use manifest::{ChunkRecord, LoadCommit};
 pub use partials::{DailyPartial, Partial, Partials, ProfilePartial};
