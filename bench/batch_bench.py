@@ -24,6 +24,7 @@ from measure import PeakMemory, children_cpu_seconds, in_turns, paired_speedups,
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAFFIC = os.environ.get("TRAFFIC_BIN", os.path.join(ROOT, "target/release/traffic"))
+CORES = os.path.join(ROOT, "target/release/examples/cores")
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.environ.get("TRAFFIC_BENCH_DATA", "/tmp/traffic-bench-data")
 
@@ -176,11 +177,22 @@ def main():
                 entry[tool]["traffic_speedup"] = round(entry[tool]["seconds"] / entry["traffic"]["seconds"], 2)
         results["sizes"][rows] = entry
     scaling_sizes = args.scaling_sizes or str(max(int(s) for s in args.sizes.split(",")))
+    shapes = parse_shapes(args.shapes)
     results["scaling"] = {
-        rows: scaling(dataset(rows), max(args.repeat, 7), parse_shapes(args.shapes))
+        rows: scaling(dataset(rows), max(args.repeat, 7), shapes)
         for rows in [int(s) for s in scaling_sizes.split(",")]
     }
+    results["cores"] = cores(sorted({p * w for p, w in shapes} - {1}))
     print(json.dumps(results, indent=2))
+
+
+def cores(totals):
+    """What N of this machine's cores give together on in-cache and on memory-bound work
+    (examples/cores.rs), for each N the scaling series used: the yardstick for its ratios."""
+    if not os.path.exists(CORES):
+        return {"error": f"{CORES} not built (cargo build --release --examples)"}
+    runs = [subprocess.run([CORES, "--threads", str(n)], capture_output=True, text=True, check=True) for n in totals]
+    return {n: json.loads(run.stdout) for n, run in zip(totals, runs)}
 
 
 if __name__ == "__main__":
