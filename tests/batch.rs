@@ -28,21 +28,8 @@ fn assert_no_leftovers(url: &str) {
     assert_eq!(list(url, "_manifests/claims"), Vec::<String>::new(), "chunk claims left behind");
 }
 
-#[test]
-fn shipped_data_loads_row_for_row_with_two_workers() {
-    let out = temp_dir("shipped");
-    let url = out.to_str().unwrap();
-    let data = common::data_dir();
-    let stdout = run_ok(&["run", "batch", "--input", data.to_str().unwrap(), "--output", url, "-w", "2"], &[]);
-    let expected = shipped_rows();
-    let (read, written, quarantined) = summary_counts(&stdout);
-    assert_eq!((read, written, quarantined), (expected.len() as u64, expected.len() as u64, 0));
-
-    let (rows, daily, profile) = dataset(url);
-    assert!(rows == expected, "Parquet rows differ from the CSV rows ({} vs {})", rows.len(), expected.len());
-    assert_views_equal((&daily, &profile), (&daily_of(&expected), &profile_of(&expected)));
-
-    // Each file sits in the partition of its rows' month and is sorted by junction, then time.
+/// Each count file sits in the partition of its rows' month and is sorted by junction, then time.
+fn assert_files_by_month_sorted(url: &str) {
     for path in list(url, "counts") {
         let month = path.split("month=").nth(1).unwrap()[..7].to_string();
         let batches = read_parquet(url, &path);
@@ -60,6 +47,54 @@ fn shipped_data_loads_row_for_row_with_two_workers() {
             assert_eq!(label, month, "{path} holds a row of another month");
         }
     }
+}
+
+#[test]
+fn shipped_data_loads_row_for_row_with_two_workers() {
+    let out = temp_dir("shipped");
+    let url = out.to_str().unwrap();
+    let data = common::data_dir();
+    let stdout = run_ok(&["run", "batch", "--input", data.to_str().unwrap(), "--output", url, "-w", "2"], &[]);
+    let expected = shipped_rows();
+    let (read, written, quarantined) = summary_counts(&stdout);
+    assert_eq!((read, written, quarantined), (expected.len() as u64, expected.len() as u64, 0));
+
+    let (rows, daily, profile) = dataset(url);
+    assert!(rows == expected, "Parquet rows differ from the CSV rows ({} vs {})", rows.len(), expected.len());
+    assert_views_equal((&daily, &profile), (&daily_of(&expected), &profile_of(&expected)));
+
+    assert_files_by_month_sorted(url);
+    assert_no_leftovers(url);
+}
+
+/// The public export with this schema is ordered by junction, then time, not by time: chunks
+/// then cut through junctions' runs, and each month's file gathers its slice of every run.
+#[test]
+fn junction_ordered_input_loads_row_for_row() {
+    let input = temp_dir("junction-ordered-input");
+    let files: Vec<String> = ["traffic_1.csv", "traffic_2.csv"]
+        .iter()
+        .map(|name| std::fs::read_to_string(common::data_dir().join(name)).unwrap())
+        .collect();
+    let mut lines: Vec<&str> = files.iter().flat_map(|csv| csv.lines().skip(1)).collect();
+    // By junction, then time: the date-times' text sorts as they do.
+    lines.sort_by_key(|line| {
+        let (datetime, rest) = line.split_once(',').unwrap();
+        (rest.split(',').next().unwrap().parse::<i32>().unwrap(), datetime)
+    });
+    let sorted = format!("DateTime,Junction,Vehicles,ID\n{}\n", lines.join("\n"));
+    std::fs::write(input.join("by_junction.csv"), sorted).unwrap();
+
+    let out = temp_dir("junction-ordered");
+    let url = out.to_str().unwrap();
+    let args =
+        ["run", "batch", "--input", input.to_str().unwrap(), "--output", url, "-w", "2", "--chunk-size", "64KiB"];
+    let expected = shipped_rows();
+    assert_eq!(summary_counts(&run_ok(&args, &[])), (expected.len() as u64, expected.len() as u64, 0));
+    let (rows, daily, profile) = dataset(url);
+    assert!(rows == expected, "Parquet rows differ from the CSV rows ({} vs {})", rows.len(), expected.len());
+    assert_views_equal((&daily, &profile), (&daily_of(&expected), &profile_of(&expected)));
+    assert_files_by_month_sorted(url);
     assert_no_leftovers(url);
 }
 

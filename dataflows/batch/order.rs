@@ -1,8 +1,12 @@
 //! The order of count rows in the lake: by month (one file each), then junction, then time.
 //!
-//! Exports are almost always in time order; then each month is a contiguous run and a stable
-//! counting sort by junction finishes the job in linear time. Other inputs fall back to a
-//! comparison sort.
+//! Exports come in one of two orders. Most are in time order: each month is then a contiguous
+//! run, and a stable counting sort by junction finishes the job in linear time. Some are by
+//! junction, then time (the public data set with the seed's schema is): every junction's run then
+//! holds each month's rows contiguously, and a month's part is those slices copied one after
+//! another. Other inputs fall back to a comparison sort.
+
+use std::collections::BTreeMap;
 
 use crate::calendar::{day_of, days_from_civil, month_index, MICROS_PER_DAY};
 use crate::csv::CountColumns;
@@ -11,27 +15,58 @@ use crate::prefault::vec_with_capacity;
 /// Junction ranges up to this size are counting-sorted.
 const COUNTING_SORT_RANGE: i64 = 1 << 20;
 
-/// Splits rows by calendar month, each part sorted by junction then time. Parts are gathered
-/// one at a time, as the caller takes them: a part dropped before the next is gathered lends it
-/// its memory, so a chunk needs fresh pages for one month's part instead of all of them.
+/// Splits rows by calendar month, each part sorted by junction then time. Parts are put in order
+/// one at a time, as the caller takes them: a part dropped before the next is made lends it its
+/// memory, so a chunk needs fresh pages for one month's part instead of all of them.
 pub fn by_month(rows: &CountColumns) -> impl Iterator<Item = (i32, CountColumns)> + '_ {
-    groups(rows, true).into_iter().map(|(month, order)| (month, gather(rows, &order)))
+    parts(rows, true).into_iter().map(|(month, part)| (month, part.take(rows)))
 }
 
 /// All rows sorted by junction then time.
 pub fn sorted(rows: CountColumns) -> CountColumns {
-    let order: Vec<u32> = groups(&rows, false).into_iter().flat_map(|(_, order)| order).collect();
-    gather(&rows, &order)
+    if by_junction_then_time(&rows) {
+        return rows;
+    }
+    match parts(&rows, false).pop() {
+        Some((_, part)) => part.take(&rows),
+        None => rows,
+    }
 }
 
-/// Row indices grouped by month (or all in one group), each group in output order.
-fn groups(rows: &CountColumns, split_months: bool) -> Vec<(i32, Vec<u32>)> {
+/// A month's rows (or all rows), in output order, as positions in the chunk's rows.
+enum Part {
+    /// Row indices, one by one.
+    Indexed(Vec<u32>),
+    /// Runs of consecutive rows `start..end`, one after another.
+    Slices(Vec<(usize, usize)>),
+}
+
+impl Part {
+    /// The part's rows, copied out of `rows`.
+    fn take(self, rows: &CountColumns) -> CountColumns {
+        match self {
+            Part::Indexed(order) => gather(rows, &order),
+            Part::Slices(slices) => concatenate(rows, &slices),
+        }
+    }
+}
+
+/// The rows' parts by month (or all in one part), months in ascending order.
+fn parts(rows: &CountColumns, split_months: bool) -> Vec<(i32, Part)> {
     if rows.is_empty() {
         return Vec::new();
     }
-    if !rows.datetime.windows(2).all(|w| w[0] <= w[1]) {
-        return comparison_sort(rows, split_months);
+    if rows.datetime.windows(2).all(|w| w[0] <= w[1]) {
+        return time_ordered_parts(rows, split_months);
     }
+    if by_junction_then_time(rows) {
+        return junction_ordered_parts(rows, split_months);
+    }
+    comparison_sort(rows, split_months)
+}
+
+/// Time-ordered rows: each month is one run, counting-sorted by junction.
+fn time_ordered_parts(rows: &CountColumns, split_months: bool) -> Vec<(i32, Part)> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -42,10 +77,38 @@ fn groups(rows: &CountColumns, split_months: bool) -> Vec<(i32, Vec<u32>)> {
         } else {
             rows.len()
         };
-        out.push((month, sort_run_by_junction(rows, start, end)));
+        out.push((month, Part::Indexed(sort_run_by_junction(rows, start, end))));
         start = end;
     }
     out
+}
+
+/// Whether the rows are ordered by junction, then time: already the order within a month.
+fn by_junction_then_time(rows: &CountColumns) -> bool {
+    let keys = rows.junction.iter().zip(&rows.datetime);
+    keys.clone().zip(keys.skip(1)).all(|(a, b)| a <= b)
+}
+
+/// Rows ordered by junction, then time: each junction's run is cut at month starts, and a month's
+/// part is its slice of every run, in junction order.
+fn junction_ordered_parts(rows: &CountColumns, split_months: bool) -> Vec<(i32, Part)> {
+    if !split_months {
+        return vec![(0, Part::Slices(vec![(0, rows.len())]))];
+    }
+    let mut months: BTreeMap<i32, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let junction = rows.junction[start];
+        let run_end = start + rows.junction[start..].partition_point(|&j| j == junction);
+        while start < run_end {
+            let month = month_index(day_of(rows.datetime[start]));
+            let next = month_start(month + 1);
+            let end = start + rows.datetime[start..run_end].partition_point(|&t| t < next);
+            months.entry(month).or_default().push((start, end));
+            start = end;
+        }
+    }
+    months.into_iter().map(|(month, slices)| (month, Part::Slices(slices))).collect()
 }
 
 /// Microseconds at the start of month index `month` (`year * 12 + month - 1`).
@@ -79,12 +142,30 @@ fn sort_run_by_junction(rows: &CountColumns, start: usize, end: usize) -> Vec<u3
     order
 }
 
-fn comparison_sort(rows: &CountColumns, split_months: bool) -> Vec<(i32, Vec<u32>)> {
+fn comparison_sort(rows: &CountColumns, split_months: bool) -> Vec<(i32, Part)> {
     let month = |t: i64| if split_months { month_index(day_of(t)) } else { 0 };
     let mut keyed: Vec<(i32, i32, i64, u32)> =
         (0..rows.len()).map(|i| (month(rows.datetime[i]), rows.junction[i], rows.datetime[i], i as u32)).collect();
     keyed.sort_unstable();
-    keyed.chunk_by(|a, b| a.0 == b.0).map(|run| (run[0].0, run.iter().map(|k| k.3).collect())).collect()
+    keyed.chunk_by(|a, b| a.0 == b.0).map(|run| (run[0].0, Part::Indexed(run.iter().map(|k| k.3).collect()))).collect()
+}
+
+/// The rows of `slices`, one slice after another.
+fn concatenate(rows: &CountColumns, slices: &[(usize, usize)]) -> CountColumns {
+    fn copy<T: Copy>(column: &[T], slices: &[(usize, usize)], rows: usize) -> Vec<T> {
+        let mut copied = vec_with_capacity(rows);
+        for &(start, end) in slices {
+            copied.extend_from_slice(&column[start..end]);
+        }
+        copied
+    }
+    let count = slices.iter().map(|(start, end)| end - start).sum();
+    CountColumns {
+        datetime: copy(&rows.datetime, slices, count),
+        junction: copy(&rows.junction, slices, count),
+        vehicles: copy(&rows.vehicles, slices, count),
+        id: copy(&rows.id, slices, count),
+    }
 }
 
 /// The rows named by `order`, in that order.
@@ -132,6 +213,40 @@ mod tests {
         assert_eq!(parts[0].1.id, vec![2, 1]);
         assert_eq!(parts[1].1.id, vec![3, 0]);
         assert_eq!(sorted(rows(vec![dec, nov + 1, nov, dec], vec![2, 1, 1, 1])).id, vec![2, 1, 3, 0]);
+    }
+
+    /// The same rows twice, over four months and 37 junctions (some missing some hours): in time
+    /// order (junctions scrambled within each hour), and by junction, then time.
+    fn the_same_rows_in_both_orders() -> (CountColumns, CountColumns) {
+        let first = days_from_civil(2016, 1, 30) as i64 * MICROS_PER_DAY;
+        let row = |hour: i64, j: i32| (first + hour * 3_600_000_000, j, hour * 1000 + j as i64);
+        let present = |hour: i64, j: i32| (j as i64 + hour) % 7 != 0;
+        let columns = |keys: Vec<(i64, i32, i64)>| CountColumns {
+            datetime: keys.iter().map(|k| k.0).collect(),
+            junction: keys.iter().map(|k| k.1).collect(),
+            vehicles: keys.iter().map(|k| (k.2 % 97) as i32).collect(),
+            id: keys.iter().map(|k| k.2).collect(),
+        };
+        let hours = 0..24 * 70i64;
+        let by_time = hours.clone().flat_map(|h| (0..37).map(move |k| (h, (k * 17 + h as i32) % 37 + 5)));
+        let by_junction = (5..42).flat_map(|j| hours.clone().map(move |h| (h, j)));
+        let keep = |(h, j): (i64, i32)| present(h, j).then(|| row(h, j));
+        (columns(by_time.filter_map(keep).collect()), columns(by_junction.filter_map(keep).collect()))
+    }
+
+    #[test]
+    fn both_input_orders_give_what_the_comparison_sort_gives() {
+        let (by_time, by_junction) = the_same_rows_in_both_orders();
+        assert!(matches!(parts(&by_time, true)[0].1, Part::Indexed(_)));
+        assert!(matches!(parts(&by_junction, true)[0].1, Part::Slices(_)));
+        let expected: Vec<_> =
+            comparison_sort(&by_time, true).into_iter().map(|(month, part)| (month, part.take(&by_time))).collect();
+        assert_eq!(expected.len(), 4);
+        assert_eq!(by_month(&by_time).collect::<Vec<_>>(), expected);
+        assert_eq!(by_month(&by_junction).collect::<Vec<_>>(), expected);
+        let all = comparison_sort(&by_time, false).pop().unwrap().1.take(&by_time);
+        assert_eq!(sorted(by_time), all);
+        assert_eq!(sorted(by_junction), all);
     }
 
     #[test]
