@@ -5,6 +5,10 @@ DuckDB, Polars and Spark (local[W]) limited to W threads, on the same files; plu
 
 Usage: batch_bench.py [--sizes 1000000,10000000] [--workers 2] [--repeat 3] [--skip-spark]
                       [--shapes 1x1,1x2,2x1] [--scaling-sizes 10000000,40000000] [--scaling-only]
+                      [--junction-ordered-sizes 10000000]
+Each of --sizes runs against the peers on time-ordered input, and each of
+--junction-ordered-sizes (by default the largest of --sizes) on the same rows ordered by
+junction, then time, the order of the public data set.
 The scaling series runs on each of --scaling-sizes (by default the largest of --sizes): a run's
 fixed part (start, the trend views, exit) weighs less on a larger input.
 On a bigger machine, e.g. 16 cores: batch_bench.py --scaling-only --shapes 1x1,1x2,1x4,1x8,1x16,2x8,4x4
@@ -29,13 +33,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.environ.get("TRAFFIC_BENCH_DATA", "/tmp/traffic-bench-data")
 
 
-def dataset(rows):
-    """A generated CSV: hourly counts of rows/20,000 junctions over about 2.3 years."""
-    path = os.path.join(DATA, f"counts_{rows}.csv")
+def dataset(rows, order="time"):
+    """A generated CSV: hourly counts of rows/20,000 junctions over about 2.3 years, hour by hour
+    (`time`, as most exports are) or junction by junction (`junction`, as the public Kaggle
+    export is); both orders hold the same rows."""
+    path = os.path.join(DATA, f"counts_{rows}_by_{order}.csv")
     if not os.path.exists(path):
         os.makedirs(DATA, exist_ok=True)
         junctions = max(1, rows // 20_000)
-        subprocess.run([TRAFFIC, "gen", "counts", "--rows", str(rows), "--junctions", str(junctions), "--output", path], check=True)
+        command = [TRAFFIC, "gen", "counts", "--rows", str(rows), "--junctions", str(junctions), "--order", order]
+        subprocess.run(command + ["--output", path + ".tmp"], check=True)
+        os.replace(path + ".tmp", path)
     return path
 
 
@@ -162,21 +170,19 @@ def main():
                         help="scaling shapes, processes x workers (e.g. 1x1,1x4,1x16,2x8,4x4 on 16 cores)")
     parser.add_argument("--scaling-sizes", help="rows of each scaling series (default: the largest of --sizes)")
     parser.add_argument("--scaling-only", action="store_true", help="only the scaling series (no peers)")
+    parser.add_argument("--junction-ordered-sizes",
+                        help="rows of the runs against the peers on input ordered by junction, then time "
+                             "(default: the largest of --sizes; '' for none)")
     args = parser.parse_args()
     w = args.workers
     results = {"workers": w, "sizes": {}}
-    for rows in [] if args.scaling_only else [int(s) for s in args.sizes.split(",")]:
-        path = dataset(rows)
-        entry = {"bytes": os.path.getsize(path)}
-        entry["traffic"] = best([traffic(path, 1, w) for _ in range(args.repeat)])
-        for tool in ["duckdb", "polars"] + ([] if args.skip_spark else ["spark"]):
-            repeat = 1 if tool == "spark" else args.repeat
-            entry[tool] = best([peer(tool, path, w) for _ in range(repeat)])
-        for tool in ["duckdb", "polars", "spark"]:
-            if tool in entry:
-                entry[tool]["traffic_speedup"] = round(entry[tool]["seconds"] / entry["traffic"]["seconds"], 2)
-        results["sizes"][rows] = entry
-    scaling_sizes = args.scaling_sizes or str(max(int(s) for s in args.sizes.split(",")))
+    largest = str(max(int(s) for s in args.sizes.split(",")))
+    junction_sizes = largest if args.junction_ordered_sizes is None else args.junction_ordered_sizes
+    runs = [(int(s), "time") for s in args.sizes.split(",")] + [(int(s), "junction") for s in junction_sizes.split(",") if s]
+    for rows, order in [] if args.scaling_only else runs:
+        key = rows if order == "time" else f"{rows}_by_junction"
+        results["sizes"][key] = against_peers(dataset(rows, order), args)
+    scaling_sizes = args.scaling_sizes or largest
     shapes = parse_shapes(args.shapes)
     results["scaling"] = {
         rows: scaling(dataset(rows), max(args.repeat, 7), shapes)
@@ -184,6 +190,20 @@ def main():
     }
     results["cores"] = cores(sorted({p * w for p, w in shapes} - {1}))
     print(json.dumps(results, indent=2))
+
+
+def against_peers(path, args):
+    """traffic, DuckDB, Polars and (unless skipped) Spark on `path`, each on `args.workers` threads."""
+    w = args.workers
+    entry = {"bytes": os.path.getsize(path)}
+    entry["traffic"] = best([traffic(path, 1, w) for _ in range(args.repeat)])
+    for tool in ["duckdb", "polars"] + ([] if args.skip_spark else ["spark"]):
+        repeat = 1 if tool == "spark" else args.repeat
+        entry[tool] = best([peer(tool, path, w) for _ in range(repeat)])
+    for tool in ["duckdb", "polars", "spark"]:
+        if tool in entry:
+            entry[tool]["traffic_speedup"] = round(entry[tool]["seconds"] / entry["traffic"]["seconds"], 2)
+    return entry
 
 
 def cores(totals):

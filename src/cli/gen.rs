@@ -27,6 +27,19 @@ pub struct GenCountsArgs {
     /// Random seed: the same seed gives the same file.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Row order: `time` (hour by hour, as most exports are) or `junction` (junction by junction,
+    /// as the public Kaggle export is). Both orders hold the same rows.
+    #[arg(long, value_enum, default_value_t = RowOrder::Time)]
+    pub order: RowOrder,
+}
+
+/// The order of a generated file's rows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOrder {
+    /// Hour by hour, each hour's junctions in turn.
+    Time,
+    /// Junction by junction, each junction's hours in turn.
+    Junction,
 }
 
 /// Hourly traffic shape: night trough, morning and evening peaks.
@@ -42,7 +55,7 @@ pub fn hourly_shape(hour: u32) -> f64 {
 pub fn gen_counts(args: &GenCountsArgs) -> Result<()> {
     let (year, month, day) = parse_day(&args.start)?;
     let first_day = days_from_civil(year, month, day);
-    let junctions = args.junctions.max(1);
+    let junctions = args.junctions.max(1) as u64;
     let width = 10u64.pow(junctions.to_string().len() as u32);
     let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
@@ -53,33 +66,37 @@ pub fn gen_counts(args: &GenCountsArgs) -> Result<()> {
     };
     let mut writer = ::csv::WriterBuilder::new().buffer_capacity(1 << 20).from_writer(sink);
     writer.write_record(["DateTime", "Junction", "Vehicles", "ID"])?;
-    let mut rng = SplitMix64::new(args.seed);
     let scales: Vec<f64> = (0..junctions).map(|j| 45.0 / (1.0 + j as f64 * 0.8)).collect();
+    // Row `hour * junctions + junction` exists if it is below `rows`: the last hour may be partial.
+    let hours = args.rows.div_ceil(junctions);
+    let keys: Box<dyn Iterator<Item = (u64, u64)>> = match args.order {
+        RowOrder::Time => Box::new((0..hours).flat_map(|h| (0..junctions).map(move |j| (h, j)))),
+        RowOrder::Junction => Box::new((0..junctions).flat_map(|j| (0..hours).map(move |h| (h, j)))),
+    };
     let (mut junction_text, mut vehicles_text, mut id_text) = (String::new(), String::new(), String::new());
-    let mut written = 0;
-    let mut hour_index: u64 = 0;
-    'hours: loop {
+    let mut datetime = String::new();
+    let mut hour_shown = None;
+    for (hour_index, j) in keys.filter(|&(h, j)| h * junctions + j < args.rows) {
         let days = first_day + (hour_index / 24) as i32;
         let hour = (hour_index % 24) as u32;
         let (y, m, d) = civil_from_days(days);
-        // One string per hour, shared by its junctions' rows.
-        let datetime = format!("{y:04}-{m:02}-{d:02} {hour:02}:00:00");
+        if hour_shown != Some(hour_index) {
+            use std::fmt::Write as _;
+            datetime.clear();
+            let _ = write!(datetime, "{y:04}-{m:02}-{d:02} {hour:02}:00:00");
+            hour_shown = Some(hour_index);
+        }
         let weekend = if iso_weekday(days) >= 6 { 0.7 } else { 1.0 };
         let growth = 1.0 + (days - first_day) as f64 / 365.0 * 0.3;
-        for j in 0..junctions {
-            if written == args.rows {
-                break 'hours;
-            }
-            let noise = 0.8 + 0.4 * rng.next_f64();
-            let vehicles = (scales[j as usize] * hourly_shape(hour) * weekend * growth * noise).round() as u64;
-            let id = ((((y as u64 * 100 + m as u64) * 100 + d as u64) * 100 + hour as u64) * width) + j as u64 + 1;
-            set_number(&mut junction_text, j as u64 + 1);
-            set_number(&mut vehicles_text, vehicles);
-            set_number(&mut id_text, id);
-            writer.write_record([datetime.as_str(), &junction_text, &vehicles_text, &id_text])?;
-            written += 1;
-        }
-        hour_index += 1;
+        // Each row's noise depends on the seed and the row alone, so both orders hold the same rows.
+        let row = hour_index * junctions + j;
+        let noise = 0.8 + 0.4 * SplitMix64::new(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ row).next_f64();
+        let vehicles = (scales[j as usize] * hourly_shape(hour) * weekend * growth * noise).round() as u64;
+        let id = ((((y as u64 * 100 + m as u64) * 100 + d as u64) * 100 + hour as u64) * width) + j + 1;
+        set_number(&mut junction_text, j + 1);
+        set_number(&mut vehicles_text, vehicles);
+        set_number(&mut id_text, id);
+        writer.write_record([datetime.as_str(), &junction_text, &vehicles_text, &id_text])?;
     }
     writer.flush()?;
     Ok(())
@@ -111,7 +128,14 @@ mod tests {
     #[test]
     fn generates_the_seed_schema() {
         let path = std::env::temp_dir().join(format!("traffic-gen-{}.csv", std::process::id()));
-        let args = GenCountsArgs { rows: 9, junctions: 4, output: path.clone(), start: "2015-11-01".into(), seed: 7 };
+        let args = GenCountsArgs {
+            rows: 9,
+            junctions: 4,
+            output: path.clone(),
+            start: "2015-11-01".into(),
+            seed: 7,
+            order: RowOrder::Time,
+        };
         gen_counts(&args).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -123,5 +147,37 @@ mod tests {
         gen_counts(&args).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn both_orders_hold_the_same_rows() {
+        let write = |order: RowOrder| {
+            let path = std::env::temp_dir().join(format!("traffic-gen-{order:?}-{}.csv", std::process::id()));
+            let args = GenCountsArgs {
+                rows: 1003,
+                junctions: 5,
+                output: path.clone(),
+                start: "2016-02-27".into(),
+                seed: 3,
+                order,
+            };
+            gen_counts(&args).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::remove_file(path).unwrap();
+            text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
+        };
+        let (by_time, by_junction) = (write(RowOrder::Time), write(RowOrder::Junction));
+        assert_eq!(by_time.len(), 1003);
+        // Junction by junction, each junction's hours in turn: the date-times' text sorts as they do.
+        let key = |line: &String| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[1].parse::<u32>().unwrap(), fields[0].to_string())
+        };
+        assert!(by_junction.windows(2).all(|w| key(&w[0]) < key(&w[1])));
+        assert_eq!(by_junction.first().unwrap(), by_time.first().unwrap());
+        let mut sorted = by_time.clone();
+        sorted.sort_by_key(key);
+        assert_eq!(sorted, by_junction);
+        assert!(by_time.windows(2).all(|w| w[0][..19] <= w[1][..19]));
     }
 }
