@@ -59,8 +59,9 @@ fn parts(rows: &CountColumns, split_months: bool) -> Vec<(i32, Part)> {
     if rows.datetime.windows(2).all(|w| w[0] <= w[1]) {
         return time_ordered_parts(rows, split_months);
     }
-    if by_junction_then_time(rows) {
-        return junction_ordered_parts(rows, split_months);
+    // Unsplit rows in this order are already sorted: `sorted` takes them as they are.
+    if split_months && by_junction_then_time(rows) {
+        return junction_ordered_parts(rows);
     }
     comparison_sort(rows, split_months)
 }
@@ -91,10 +92,7 @@ fn by_junction_then_time(rows: &CountColumns) -> bool {
 
 /// Rows ordered by junction, then time: each junction's run is cut at month starts, and a month's
 /// part is its slice of every run, in junction order.
-fn junction_ordered_parts(rows: &CountColumns, split_months: bool) -> Vec<(i32, Part)> {
-    if !split_months {
-        return vec![(0, Part::Slices(vec![(0, rows.len())]))];
-    }
+fn junction_ordered_parts(rows: &CountColumns) -> Vec<(i32, Part)> {
     let mut months: BTreeMap<i32, Vec<(usize, usize)>> = BTreeMap::new();
     let mut start = 0;
     while start < rows.len() {

@@ -125,48 +125,39 @@ fn parse_day(text: &str) -> Result<(i32, u32, u32)> {
 mod tests {
     use super::*;
 
+    fn args(rows: u64, junctions: u32, start: &str, seed: u64, order: RowOrder) -> GenCountsArgs {
+        GenCountsArgs { rows, junctions, output: PathBuf::new(), start: start.into(), seed, order }
+    }
+
+    /// The text `args` generate, written to a temporary file (which replaces `args.output`).
+    fn generated(mut args: GenCountsArgs) -> String {
+        let name = format!("traffic-gen-{:?}-{}-{}.csv", args.order, args.seed, std::process::id());
+        args.output = std::env::temp_dir().join(name);
+        gen_counts(&args).unwrap();
+        let text = std::fs::read_to_string(&args.output).unwrap();
+        std::fs::remove_file(&args.output).unwrap();
+        text
+    }
+
     #[test]
     fn generates_the_seed_schema() {
-        let path = std::env::temp_dir().join(format!("traffic-gen-{}.csv", std::process::id()));
-        let args = GenCountsArgs {
-            rows: 9,
-            junctions: 4,
-            output: path.clone(),
-            start: "2015-11-01".into(),
-            seed: 7,
-            order: RowOrder::Time,
-        };
-        gen_counts(&args).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = generated(args(9, 4, "2015-11-01", 7, RowOrder::Time));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 10);
         assert_eq!(lines[0], "DateTime,Junction,Vehicles,ID");
         assert!(lines[1].starts_with("2015-11-01 00:00:00,1,"));
         assert!(lines[1].ends_with(",20151101001"));
         assert!(lines[9].starts_with("2015-11-01 02:00:00,1,"));
-        gen_counts(&args).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-        std::fs::remove_file(path).unwrap();
+        assert_eq!(generated(args(9, 4, "2015-11-01", 7, RowOrder::Time)), text);
     }
 
     #[test]
     fn both_orders_hold_the_same_rows() {
-        let write = |order: RowOrder| {
-            let path = std::env::temp_dir().join(format!("traffic-gen-{order:?}-{}.csv", std::process::id()));
-            let args = GenCountsArgs {
-                rows: 1003,
-                junctions: 5,
-                output: path.clone(),
-                start: "2016-02-27".into(),
-                seed: 3,
-                order,
-            };
-            gen_counts(&args).unwrap();
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::remove_file(path).unwrap();
+        let rows = |order: RowOrder| {
+            let text = generated(args(1003, 5, "2016-02-27", 3, order));
             text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
         };
-        let (by_time, by_junction) = (write(RowOrder::Time), write(RowOrder::Junction));
+        let (by_time, by_junction) = (rows(RowOrder::Time), rows(RowOrder::Junction));
         assert_eq!(by_time.len(), 1003);
         // Junction by junction, each junction's hours in turn: the date-times' text sorts as they do.
         let key = |line: &String| {
