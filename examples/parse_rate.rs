@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use traffic::dataflows::stream::parse_reading;
+use dataflows::stream::parse_reading;
+use dataflows::stream::simulator::Simulator;
 use traffic::datetime::DateCache;
-use traffic::simulator::Simulator;
 
 fn main() {
     let messages: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(2_000_000);

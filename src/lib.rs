@@ -1,10 +1,9 @@
 //! traffic: a city-traffic data platform on Timely and Differential Dataflow.
 //!
 //! Historical count CSVs and live Kafka sensor readings become Parquet datasets in an object
-//! store, exactly once, with progress frontiers as checkpoints. `src/` holds the platform (one
-//! module per concern); `dataflows/` holds the named dataflows users run.
-
-#![warn(missing_docs)]
+//! store, exactly once, with progress frontiers as checkpoints. This crate is the platform (one
+//! module per concern) and never names a dataflow: the `traffic` binary (crate
+//! `traffic-dataflows`) hands it a [`registry::Registry`] of the dataflows users run.
 
 /// jemalloc for the whole process, librdkafka's C code included (its `malloc` is jemalloc's).
 ///
@@ -29,9 +28,11 @@ pub mod calendar;
 pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
-pub mod csv;
+#[cfg(test)]
+mod count_dataflow;
 pub mod datetime;
 pub mod http;
+pub mod input;
 pub mod job;
 pub mod kafka;
 pub mod lake;
@@ -39,9 +40,7 @@ pub mod logging;
 pub mod parquet_sink;
 pub mod prefault;
 pub mod progress;
+pub mod registry;
 pub mod runtime;
-pub mod simulator;
 pub mod time_stash;
-
-#[path = "../dataflows/mod.rs"]
-pub mod dataflows;
+pub mod units;

@@ -20,7 +20,7 @@ pub fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
 
 fn populate_spare_capacity<T>(values: &mut Vec<T>) {
     let spare = values.spare_capacity_mut();
-    let bytes = std::mem::size_of_val(spare);
+    let bytes = size_of_val(spare);
     if bytes < MIN_BYTES {
         return;
     }

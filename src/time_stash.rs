@@ -54,8 +54,8 @@ impl<D> TimeStash<D> {
         ready
     }
 
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+    /// Everything held, by time, oldest first.
+    pub fn held(&self) -> impl Iterator<Item = &[D]> {
+        self.held.values().map(|(_, data)| data.as_slice())
     }
 }

@@ -17,10 +17,11 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::Stream;
 
-use super::partials::{DailyPartial, Partial, ProfilePartial};
-use crate::job::JobContext;
-use crate::lake::Lake;
-use crate::parquet_sink::{FileFormat, RequiredColumn};
+use super::partials::{DailyPartial, Partial};
+use super::week_profile::ProfilePartial;
+use traffic::job::JobContext;
+use traffic::lake::Lake;
+use traffic::parquet_sink::{FileFormat, RequiredColumn};
 
 /// Builds both views from the partials and writes them under the lake; the returned stream is
 /// complete once both files are written.

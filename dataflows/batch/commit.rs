@@ -1,27 +1,19 @@
-//! The committer: on worker 0, writes each chunk's record as it arrives, takes the chunks in time
-//! order as the progress frontier passes them, and publishes an input's files once all its
-//! chunks are recorded.
+//! The batch's committer: on worker 0, writes each chunk's record as it arrives, takes the chunks
+//! in time order as the progress frontier passes them, and publishes an input's files once all
+//! its chunks are recorded.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
-use timely::dataflow::Stream;
 
 use super::manifest::{chunk_record_path, chunk_records_dir, load_commit_path, ChunkRecord, LoadCommit};
 use super::partials::{Partial, Partials};
 use super::plan::{LoadPlan, Plan, CLAIMS};
-use crate::checkpoint::{create_record, publish};
-use crate::job::{JobContext, Summary};
-use crate::lake::Lake;
-use crate::progress::Progress;
-use crate::time_stash::TimeStash;
+use traffic::checkpoint::{create_record, publish, Committer};
+use traffic::job::Summary;
+use traffic::lake::Lake;
+use traffic::progress::Progress;
 
 /// A change to the collection of partial aggregates.
 pub type PartialUpdate = (Partial, u64, isize);
@@ -41,65 +33,48 @@ pub enum Committed {
     },
 }
 
-/// The commit operator. Its output tells the views which partial aggregates are visible: a load's
-/// partials enter when its files are published, and leave when a reload replaces them.
-pub fn committer<'scope>(
-    records: Stream<'scope, u64, Vec<ChunkRecord>>,
-    lake: Lake,
-    shared: Rc<RefCell<Option<Plan>>>,
-    summary: Rc<RefCell<Option<Summary>>>,
-    job: JobContext,
-) -> Stream<'scope, u64, Vec<(Committed, u64)>> {
-    let (index, peers) = (records.scope().index(), records.scope().peers());
-    records.unary_frontier::<CapacityContainerBuilder<Vec<(Committed, u64)>>, _, _, _>(
-        Exchange::new(|_: &ChunkRecord| 0),
-        "Commit",
-        move |initial, _info| {
-            // Held until the summary is written, so the job is not done before it.
-            let mut initial: Option<Capability<u64>> = (index == 0).then_some(initial);
-            let mut log: Option<CommitLog> = None;
-            let mut stash: TimeStash<ChunkRecord> = TimeStash::default();
-            move |(input, frontier), output| {
-                stash.absorb_with(input, |records| {
-                    for record in records {
-                        write_chunk_record(&lake, record).unwrap_or_else(|e| job.fail(&e));
-                    }
-                });
-                let Some(initial_cap) = initial.as_ref() else {
-                    return;
-                };
-                if log.is_none() {
-                    let Some(plan) = shared.borrow_mut().take() else {
-                        return;
-                    };
-                    let (started, changes) =
-                        CommitLog::start(lake.clone(), plan, peers).unwrap_or_else(|e| job.fail(&e));
-                    output.session(initial_cap).give_iterator(changes.into_iter().map(|c| (c, 0)));
-                    log = Some(started);
-                }
-                let log_ref = log.as_mut().expect("started");
-                for (cap, records) in stash.complete(frontier) {
-                    for record in records {
-                        let changes = log_ref.record(record).unwrap_or_else(|e| job.fail(&e));
-                        log_ref.report(&job.progress, *cap.time());
-                        Progress::add(&job.progress.committed, 1);
-                        output.session(&cap).give_iterator(changes.into_iter().map(|c| (c, *cap.time())));
-                    }
-                }
-                if frontier.frontier().is_empty() {
-                    let finished = log.take().expect("started").finish(job.stop.get()).unwrap_or_else(|e| job.fail(&e));
-                    *summary.borrow_mut() = Some(finished);
-                    initial = None;
-                }
-            }
-        },
-    )
+/// The batch's commit protocol: chunk records written as they arrive, a load committed and its
+/// files published once all its chunks are recorded. Its changes tell the views which partial
+/// aggregates are visible: a load's partials enter when its files are published, and leave when a
+/// reload replaces them.
+pub struct BatchCommitter {
+    log: CommitLog,
 }
 
-/// Writes the record of a finished chunk, once its counts reconcile. Done as soon as the record
-/// arrives, not when the frontier passes its chunk: the chunk's files are staged before the record
-/// is sent, and with claimed pieces the frontier trails the last chunks, so waiting left their
-/// writes all to the end of the run.
+impl Committer for BatchCommitter {
+    type Item = ChunkRecord;
+    type Change = Committed;
+    type Setup = Lake;
+    type Recovered = Plan;
+
+    fn recover(lake: Lake, plan: Plan, peers: usize) -> Result<(Self, Vec<Committed>)> {
+        let (log, changes) = CommitLog::start(lake, plan, peers)?;
+        Ok((BatchCommitter { log }, changes))
+    }
+
+    /// Writes each chunk's record as soon as it arrives, not when the frontier passes its
+    /// chunk: the chunk's files are staged before the record is sent, and with claimed pieces the
+    /// frontier trails the last chunks, so waiting left their writes all to the end of the run.
+    fn received(&mut self, records: &[ChunkRecord]) -> Result<()> {
+        records.iter().try_for_each(|record| write_chunk_record(&self.log.lake, record))
+    }
+
+    fn commit(&mut self, time: u64, records: Vec<ChunkRecord>, progress: &Progress) -> Result<Vec<Committed>> {
+        let mut changes = Vec::new();
+        for record in records {
+            changes.extend(self.log.record(record)?);
+            self.log.report(progress, time);
+            Progress::add(&progress.committed, 1);
+        }
+        Ok(changes)
+    }
+
+    fn finish(self, stopped: bool) -> Result<Summary> {
+        self.log.finish(stopped)
+    }
+}
+
+/// Writes the record of a finished chunk, once its counts reconcile.
 fn write_chunk_record(lake: &Lake, record: &ChunkRecord) -> Result<()> {
     if record.read != record.written + record.quarantined {
         bail!(
@@ -237,7 +212,7 @@ impl CommitLog {
 
     fn finish(self, stopped: bool) -> Result<Summary> {
         self.lake.delete_many(&self.claims)?;
-        self.lake.tidy(crate::checkpoint::STAGING);
+        self.lake.tidy(traffic::checkpoint::STAGING);
         self.lake.tidy(CLAIMS);
         self.lake.tidy("_manifests/chunks");
         let mut detail = format!("output {}", self.lake.url());
@@ -260,11 +235,16 @@ impl CommitLog {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use timely::dataflow::operators::{Input, Probe};
     use timely::dataflow::ProbeHandle;
+    use traffic::checkpoint::CommitAtFrontier;
+    use traffic::input::InputFile;
+    use traffic::job::JobContext;
 
     use super::*;
-    use crate::csv::InputFile;
 
     fn record(chunk: u32, read: u64, written: u64) -> ChunkRecord {
         ChunkRecord {
@@ -300,7 +280,9 @@ mod tests {
             let mut input = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, records) = scope.new_input::<Vec<ChunkRecord>>();
                 let plan = Rc::new(RefCell::new(Some(plan)));
-                committer(records, lake.clone(), plan, Rc::default(), JobContext::default()).probe_with(&probe);
+                records
+                    .commit_at_frontier::<BatchCommitter>(lake.clone(), plan, Rc::default(), JobContext::default())
+                    .probe_with(&probe);
                 input
             });
             input.advance_to(5);

@@ -15,13 +15,14 @@ use super::partials::{Partials, PartialsBuilder};
 use super::plan::ChunkTask;
 use super::release::HeldPartials;
 use super::schema::{counts_columns, counts_format, counts_schema, quarantine_batch, quarantine_schema, QuarantineRow};
-use crate::calendar::month_label;
-use crate::checkpoint::StagedFile;
-use crate::csv::{lines_before, parse_chunk, read_lines};
-use crate::job::JobContext;
-use crate::lake::Lake;
-use crate::parquet_sink::FileFormat;
-use crate::progress::Progress;
+use traffic::calendar::month_label;
+use traffic::checkpoint::StagedFile;
+use crate::batch::count_csv::parse_chunk;
+use traffic::input::{lines_before, read_lines};
+use traffic::job::JobContext;
+use traffic::lake::Lake;
+use traffic::parquet_sink::FileFormat;
+use traffic::progress::Progress;
 
 /// The loading operator: each worker receives its tasks, waits for the whole plan (the frontier
 /// passing time 0), then loads its chunks in time order, one per activation: those dealt to it,
@@ -186,7 +187,8 @@ pub fn load_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::csv::{detect_layout, InputFile};
+    use crate::batch::count_csv::detect_layout;
+    use traffic::input::InputFile;
 
     #[test]
     fn a_claimable_chunk_is_loaded_by_the_first_claimant_only() {

@@ -1,9 +1,10 @@
 //! The batch layer's commit records: one per finished chunk, one per published input load.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
-
-use crate::checkpoint::StagedFile;
-use crate::csv::InputFile;
+use serde_json::Value;
+use traffic::checkpoint::{StagedFile, Versioned};
+use traffic::input::InputFile;
 
 /// Where chunk records live: `_manifests/chunks/<load>/<chunk>.json`.
 pub fn chunk_record_path(load_id: &str, chunk: u32) -> String {
@@ -79,26 +80,31 @@ pub struct LoadCommit {
     pub replaces: Option<String>,
     /// Where the partial aggregates of the load's rows are: its chunks' files (the first
     /// versions of the format merged them into one file).
-    #[serde(deserialize_with = "one_or_many")]
     pub partials: Vec<String>,
 }
 
-/// Reads a list of strings, or a single string as a list of one.
-fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+impl Versioned for ChunkRecord {
+    const KIND: &'static str = "chunk record";
+    const VERSION: u32 = 2;
+}
+
+impl Versioned for LoadCommit {
+    const KIND: &'static str = "load commit";
+    const VERSION: u32 = 2;
+
+    /// The first records of version 1 named one merged file of partials, later ones a list.
+    fn upgrade(mut record: Value, _version: u32) -> Result<Value> {
+        if let Some(path) = record["partials"].as_str().map(str::to_string) {
+            record["partials"] = Value::Array(vec![Value::String(path)]);
+        }
+        Ok(record)
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::One(path) => vec![path],
-        OneOrMany::Many(paths) => paths,
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use traffic::checkpoint::{decode, encode};
+
     use super::*;
 
     fn commit_json(partials: &str) -> String {
@@ -111,16 +117,16 @@ mod tests {
 
     #[test]
     fn load_commits_list_their_chunk_partials() {
-        let commit: LoadCommit = serde_json::from_str(&commit_json(r#"["p/ab/000000.parquet","p/ab/000001.parquet"]"#))
-            .expect("current format");
+        let commit: LoadCommit = decode(commit_json(r#"["p/ab/000000.parquet","p/ab/000001.parquet"]"#).as_bytes())
+            .expect("version 1, later form");
         assert_eq!(commit.partials, vec!["p/ab/000000.parquet", "p/ab/000001.parquet"]);
-        let reread: LoadCommit = serde_json::from_str(&serde_json::to_string(&commit).unwrap()).unwrap();
+        let reread: LoadCommit = decode(&encode(&commit).unwrap()).unwrap();
         assert_eq!(reread, commit);
     }
 
     #[test]
     fn load_commits_of_the_first_format_name_one_merged_file() {
-        let commit: LoadCommit = serde_json::from_str(&commit_json(r#""_manifests/partials/ab.parquet""#)).unwrap();
+        let commit: LoadCommit = decode(commit_json(r#""_manifests/partials/ab.parquet""#).as_bytes()).unwrap();
         assert_eq!(commit.partials, vec!["_manifests/partials/ab.parquet"]);
     }
 }

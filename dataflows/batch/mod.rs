@@ -8,6 +8,8 @@
 
 mod aggregate;
 mod commit;
+mod count_csv;
+pub(crate) mod gen;
 mod load;
 mod manifest;
 mod order;
@@ -19,7 +21,8 @@ mod schema;
 mod week_profile;
 
 pub use manifest::{ChunkRecord, LoadCommit};
-pub use partials::{DailyPartial, Partial, Partials, ProfilePartial};
+pub use partials::{DailyPartial, Partial, Partials};
+pub use week_profile::ProfilePartial;
 pub use schema::{counts_schema, quarantine_schema};
 
 use std::cell::RefCell;
@@ -33,10 +36,11 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use super::Registration;
-use crate::cli::units::parse_size;
-use crate::job::{Dataflow, JobContext, JobHandle};
-use crate::lake::{Lake, Location};
+use traffic::registry::Registration;
+use traffic::units::parse_size;
+use traffic::checkpoint::CommitAtFrontier;
+use traffic::job::{Dataflow, JobContext, JobHandle};
+use traffic::lake::{Lake, Location};
 
 /// Arguments of the `batch` dataflow.
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
@@ -119,7 +123,12 @@ impl Dataflow for BatchDataflow {
             let tasks = plan::planner(scope, lake.clone(), settings, shared_plan.clone(), context.clone());
             let held = release::HeldPartials::default();
             let records = load::loader(tasks, lake.clone(), held.clone(), context.clone());
-            let committed = commit::committer(records, lake.clone(), shared_plan, summary.clone(), context.clone());
+            let committed = records.commit_at_frontier::<commit::BatchCommitter>(
+                lake.clone(),
+                shared_plan,
+                summary.clone(),
+                context.clone(),
+            );
             let partials = release::releaser(committed, held);
             aggregate::trend_views(partials.as_collection(), lake, context.clone()).probe_with(&probe);
         });

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::calendar::{day_of, days_from_civil, month_index, MICROS_PER_DAY};
-use crate::csv::CountColumns;
-use crate::prefault::vec_with_capacity;
+use traffic::calendar::{day_of, days_from_civil, month_index, MICROS_PER_DAY};
+use crate::batch::count_csv::CountColumns;
+use traffic::prefault::vec_with_capacity;
 
 /// Junction ranges up to this size are counting-sorted.
 const COUNTING_SORT_RANGE: i64 = 1 << 20;
@@ -184,7 +184,7 @@ fn gather(rows: &CountColumns, order: &[u32]) -> CountColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::month_label;
+    use traffic::calendar::month_label;
 
     fn rows(datetime: Vec<i64>, junction: Vec<i32>) -> CountColumns {
         let id = (0..datetime.len() as i64).collect();

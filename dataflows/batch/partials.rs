@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::week_profile::{empty_week, week_partials, week_slot, WeekProfiles, WeekSlots};
-use crate::calendar::{day_of, iso_weekday, MICROS_PER_DAY, MICROS_PER_HOUR};
-use crate::csv::CountColumns;
+use super::week_profile::{empty_week, week_partials, week_slot, ProfilePartial, WeekProfiles, WeekSlots};
+use traffic::calendar::{day_of, iso_weekday, MICROS_PER_DAY, MICROS_PER_HOUR};
+use crate::batch::count_csv::CountColumns;
 
 /// The partial aggregates of one junction in one load: a record of the trend views' collection.
 ///
@@ -37,21 +37,6 @@ pub struct DailyPartial {
     pub max: i32,
 }
 
-/// Sum and count of vehicles for `(junction, ISO weekday, hour)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ProfilePartial {
-    /// Junction id.
-    pub junction: i32,
-    /// ISO weekday, 1 = Monday ... 7 = Sunday.
-    pub weekday: u8,
-    /// Hour of day, 0-23.
-    pub hour: u8,
-    /// Sum of vehicles.
-    pub total: i64,
-    /// Rows counted.
-    pub samples: i64,
-}
-
 impl DailyPartial {
     /// Adds the rows of `other`, a partial of the same junction and day.
     pub fn absorb(&mut self, other: &DailyPartial) {
@@ -79,27 +64,6 @@ impl DailyPartial {
             same
         });
         daily
-    }
-}
-
-impl ProfilePartial {
-    /// The partial of `copies` identical sets of rows.
-    pub fn times(self, copies: i64) -> ProfilePartial {
-        ProfilePartial { total: self.total * copies, samples: self.samples * copies, ..self }
-    }
-
-    /// Sorts partials by `(junction, weekday, hour)` and folds those of the same key into one.
-    pub fn fold(mut profile: Vec<ProfilePartial>) -> Vec<ProfilePartial> {
-        profile.sort_by_key(|p| (p.junction, p.weekday, p.hour));
-        profile.dedup_by(|next, kept| {
-            let same = (next.junction, next.weekday, next.hour) == (kept.junction, kept.weekday, kept.hour);
-            if same {
-                kept.total += next.total;
-                kept.samples += next.samples;
-            }
-            same
-        });
-        profile
     }
 }
 
@@ -241,7 +205,7 @@ fn profile_record(junction: i32, week: &[(i64, i64)]) -> Option<Partial> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::{days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
+    use traffic::calendar::{days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
 
     #[test]
     fn daily_and_profile_partials() {

@@ -11,9 +11,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::partials::{DailyPartial, Partials};
 use super::week_profile::{empty_week, WeekProfiles};
-use crate::lake::Lake;
-use crate::parquet_sink::{FileFormat, RequiredColumn};
-use crate::prefault::vec_with_capacity;
+use traffic::lake::Lake;
+use traffic::parquet_sink::{FileFormat, RequiredColumn};
+use traffic::prefault::vec_with_capacity;
 
 impl Partials {
     /// Encodes the partials as one Parquet file (`kind` 0 = daily, 1 = profile). Every chunk
@@ -70,7 +70,7 @@ impl Partials {
     /// Reads the partials files at `paths` in `lake`, a few at a time.
     pub fn read_all(lake: &Lake, paths: &[String]) -> Result<Vec<Partials>> {
         use futures::StreamExt;
-        let results: Vec<Result<Partials>> = crate::runtime::block_on(
+        let results: Vec<Result<Partials>> = traffic::runtime::block_on(
             futures::stream::iter(paths.iter().map(|path| async move {
                 let bytes =
                     lake.get_async(path).await?.with_context(|| format!("missing partial aggregates {path}"))?;

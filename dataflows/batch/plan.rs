@@ -15,11 +15,12 @@ use timely::dataflow::{Scope, Stream};
 
 use super::manifest::{chunk_partials_dir, chunk_records_dir, ChunkRecord, LoadCommit, LOAD_COMMITS};
 use super::partials::Partials;
-use crate::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
-use crate::csv::{detect_layout, resolve_inputs, split_ranges, InputFile, Layout};
-use crate::job::JobContext;
-use crate::lake::Lake;
-use crate::progress::Progress;
+use traffic::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
+use crate::batch::count_csv::{detect_layout, Layout};
+use traffic::input::{resolve_inputs, split_ranges, InputFile};
+use traffic::job::JobContext;
+use traffic::lake::Lake;
+use traffic::progress::Progress;
 
 /// One unit of work: a byte range of an input file, for one worker, at one Timely time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -390,7 +391,7 @@ fn deal(tasks: &mut [ChunkTask], workers: usize) {
 fn read_layouts<'a>(inputs: impl Iterator<Item = &'a InputFile>) -> Result<Vec<Layout>> {
     use futures::StreamExt;
     let inputs: Vec<&InputFile> = inputs.collect();
-    let heads = crate::runtime::block_on(
+    let heads = traffic::runtime::block_on(
         futures::stream::iter(inputs.iter().map(|input| async move {
             let (location, path) = input.open()?;
             let end = input.size.min(64 * 1024);

@@ -6,8 +6,8 @@ use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use crate::csv::CountColumns;
-use crate::parquet_sink::{FileFormat, RequiredColumn};
+use crate::batch::count_csv::CountColumns;
+use traffic::parquet_sink::{FileFormat, RequiredColumn};
 
 /// `datetime, junction, vehicles, id`: one row per junction and hour.
 pub fn counts_schema() -> SchemaRef {

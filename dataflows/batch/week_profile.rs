@@ -4,7 +4,41 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::partials::ProfilePartial;
+/// Sum and count of vehicles for `(junction, ISO weekday, hour)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProfilePartial {
+    /// Junction id.
+    pub junction: i32,
+    /// ISO weekday, 1 = Monday ... 7 = Sunday.
+    pub weekday: u8,
+    /// Hour of day, 0-23.
+    pub hour: u8,
+    /// Sum of vehicles.
+    pub total: i64,
+    /// Rows counted.
+    pub samples: i64,
+}
+
+impl ProfilePartial {
+    /// The partial of `copies` identical sets of rows.
+    pub fn times(self, copies: i64) -> ProfilePartial {
+        ProfilePartial { total: self.total * copies, samples: self.samples * copies, ..self }
+    }
+
+    /// Sorts partials by `(junction, weekday, hour)` and folds those of the same key into one.
+    pub fn fold(mut profile: Vec<ProfilePartial>) -> Vec<ProfilePartial> {
+        profile.sort_by_key(|p| (p.junction, p.weekday, p.hour));
+        profile.dedup_by(|next, kept| {
+            let same = (next.junction, next.weekday, next.hour) == (kept.junction, kept.weekday, kept.hour);
+            if same {
+                kept.total += next.total;
+                kept.samples += next.samples;
+            }
+            same
+        });
+        profile
+    }
+}
 
 /// Weekly profile partials, dense: for each junction with rows, in junction order, the
 /// `(total, samples)` of every hour of its week, empty hours included.

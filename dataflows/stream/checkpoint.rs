@@ -7,16 +7,18 @@
 //! discards every other staged file, then each partition resumes at its recorded offset.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::episodes::SensorEpisodes;
-use super::windows::SensorWindows;
-use crate::checkpoint::{publish, read_record, StagedFile, STAGING};
-use crate::kafka::{admin_consumer, partition_count, watermarks};
-use crate::lake::Lake;
+use super::epoch::{epoch_at, Totals};
+use super::windows::{SensorWindows, WindowAgg};
+use traffic::checkpoint::{publish, read_record, StagedFile, Versioned, STAGING};
+use traffic::kafka::{admin_consumer, partition_count, watermarks};
+use traffic::lake::Lake;
 
 /// The folder of checkpoints.
 pub const CHECKPOINTS: &str = "_checkpoints";
@@ -24,29 +26,6 @@ pub const CHECKPOINTS: &str = "_checkpoints";
 /// Path of the checkpoint of `epoch`; zero-padded so names sort by epoch.
 pub fn checkpoint_path(epoch: u64) -> String {
     format!("{CHECKPOINTS}/{epoch:020}.json")
-}
-
-/// Record counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
-    /// Messages read.
-    pub read: u64,
-    /// Readings written.
-    pub written: u64,
-    /// Messages quarantined.
-    pub quarantined: u64,
-    /// Readings too late for their window (written, but left out of windows).
-    pub late: u64,
-}
-
-impl Totals {
-    /// Adds `other`.
-    pub fn add(&mut self, other: &Totals) {
-        self.read += other.read;
-        self.written += other.written;
-        self.quarantined += other.quarantined;
-        self.late += other.late;
-    }
 }
 
 /// The checkpoint of one epoch.
@@ -68,6 +47,24 @@ pub struct Checkpoint {
     pub windows: Vec<SensorWindows>,
     /// Episode state of every sensor.
     pub episodes: Vec<SensorEpisodes>,
+}
+
+impl Versioned for Checkpoint {
+    const KIND: &'static str = "stream checkpoint";
+    const VERSION: u32 = 2;
+
+    /// Version 1 listed the partials of each open window; version 2 holds their aggregate.
+    fn upgrade(mut record: Value, _version: u32) -> Result<Value> {
+        for sensor in record["windows"].as_array_mut().into_iter().flatten() {
+            for window in sensor["windows"].as_object_mut().into_iter().flat_map(|w| w.values_mut()) {
+                if window.is_array() {
+                    let partials: Vec<WindowAgg> = serde_json::from_value(window.take())?;
+                    *window = serde_json::to_value(WindowAgg::total(partials.iter().map(|agg| (agg, 1))))?;
+                }
+            }
+        }
+        Ok(record)
+    }
 }
 
 /// Where to start partitions that no checkpoint mentions.
@@ -92,12 +89,6 @@ pub struct Recovered {
     pub ends: BTreeMap<i32, i64>,
     /// The first epoch of this run.
     pub first_epoch: u64,
-}
-
-/// The epoch that wall-clock time `now` falls in.
-pub fn epoch_at(now: SystemTime, epoch: Duration) -> u64 {
-    let millis = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    millis / (epoch.as_millis() as u64).max(1)
 }
 
 /// Finishes the latest checkpoint's publication, discards staged files beyond it, and decides
@@ -179,5 +170,30 @@ fn wait_for_topic(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> Re
             }
             Err(error) => return Err(error).context("the topic is not there"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use traffic::checkpoint::{decode, encode};
+
+    use super::*;
+
+    #[test]
+    fn checkpoints_of_version_1_list_partials_that_are_merged_on_load() {
+        let partial = |count, speed, min| WindowAgg { count, speed_sum: speed, speed_min: min, density_sum: 7 * count };
+        let mut old = serde_json::to_value(Checkpoint { epoch: 5, ..Checkpoint::default() }).unwrap();
+        old["windows"] = serde_json::json!([{
+            "sensor": "S1",
+            "watermark": 99,
+            "windows": {"0": [partial(2, 100, 40), partial(1, 30, 30)], "60000000": [partial(1, 50, 50)]}
+        }]);
+        let checkpoint: Checkpoint = decode(&serde_json::to_vec(&old).unwrap()).unwrap();
+        let state = &checkpoint.windows[0];
+        assert_eq!((checkpoint.epoch, state.watermark), (5, 99));
+        assert_eq!(state.windows[&0], partial(3, 130, 30));
+        assert_eq!(state.windows[&60_000_000], partial(1, 50, 50));
+        let again: Checkpoint = decode(&encode(&checkpoint).unwrap()).unwrap();
+        assert_eq!(again, checkpoint, "the current version reads back as written");
     }
 }

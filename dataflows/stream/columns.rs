@@ -13,7 +13,7 @@ use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int32Type, Int64Type, Ti
 use arrow::record_batch::RecordBatch;
 
 use super::schema::readings_schema;
-use crate::calendar::{date_label, day_of};
+use traffic::calendar::{date_label, day_of};
 
 /// Spare date columns kept between epochs.
 const MAX_SPARE: usize = 4;

@@ -2,31 +2,25 @@
 //! epoch's window and congestion files, creates the epoch's checkpoint, publishes every file of
 //! the epoch, and then (at least once) sends congestion alerts and records offsets for monitoring.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 
-use super::checkpoint::{checkpoint_path, Checkpoint, Recovered, Totals};
-use super::episodes::{EpisodeRow, SensorEpisodes};
+use super::checkpoint::{checkpoint_path, Checkpoint, Recovered};
+use super::episodes::{EpisodeReport, EpisodeRow, SensorEpisodes};
+use super::epoch::Totals;
 use super::ingest::EpochReport;
 use super::schema::{congestion_batch, congestion_schema, windows_batch, windows_schema};
-use super::windows::{SensorWindows, WindowRow};
-use crate::calendar::{date_label, day_of};
-use crate::checkpoint::{create_record, publish, StagedFile};
-use crate::job::{JobContext, Summary};
-use crate::kafka::{admin_consumer, commit_for_monitoring, Producer};
-use crate::lake::Lake;
-use crate::parquet_sink::FileFormat;
-use crate::progress::Progress;
-use crate::time_stash::TimeStash;
+use super::windows::{AdmissionReport, SensorWindows, WindowRow};
+use traffic::calendar::{date_label, day_of};
+use traffic::checkpoint::{create_record, publish, Committer, StagedFile};
+use traffic::job::Summary;
+use traffic::kafka::{admin_consumer, commit_for_monitoring, Producer};
+use traffic::lake::Lake;
+use traffic::parquet_sink::FileFormat;
+use traffic::progress::Progress;
 
 /// Checkpoints kept on store; older ones are deleted.
 pub const KEEP_CHECKPOINTS: usize = 10;
@@ -36,16 +30,36 @@ pub const KEEP_CHECKPOINTS: usize = 10;
 pub enum CommitItem {
     /// An ingest worker's epoch.
     Ingest(EpochReport),
-    /// A sensor's window state after the epoch.
-    Admission(SensorWindows),
-    /// Readings found too late for their window.
-    Late(u64),
+    /// Window admission's state and late readings.
+    Admission(AdmissionReport),
     /// A new version of a window's statistics.
     Window(WindowRow),
-    /// An episode opening or closing.
-    Episode(EpisodeRow),
-    /// A sensor's episode state after the epoch.
-    Episodes(SensorEpisodes),
+    /// Episode events and state.
+    Episodes(EpisodeReport),
+}
+
+impl From<EpochReport> for CommitItem {
+    fn from(report: EpochReport) -> Self {
+        CommitItem::Ingest(report)
+    }
+}
+
+impl From<AdmissionReport> for CommitItem {
+    fn from(report: AdmissionReport) -> Self {
+        CommitItem::Admission(report)
+    }
+}
+
+impl From<WindowRow> for CommitItem {
+    fn from(row: WindowRow) -> Self {
+        CommitItem::Window(row)
+    }
+}
+
+impl From<EpisodeReport> for CommitItem {
+    fn from(report: EpisodeReport) -> Self {
+        CommitItem::Episodes(report)
+    }
 }
 
 /// Where the committer writes, and what it tells.
@@ -61,53 +75,33 @@ pub struct CommitSettings {
     pub alerts_topic: Option<String>,
 }
 
-/// The commit operator; its output is empty, and complete when the stream has stopped.
-pub fn committer<'scope>(
-    items: StreamVec<'scope, u64, CommitItem>,
-    lake: Lake,
-    settings: CommitSettings,
-    shared: Rc<RefCell<Option<Recovered>>>,
-    summary: Rc<RefCell<Option<Summary>>>,
-    job: JobContext,
-) -> StreamVec<'scope, u64, ()> {
-    let index = items.scope().index();
-    items.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-        Exchange::new(|_: &CommitItem| 0),
-        "Commit",
-        move |capability, _info| {
-            // Held until the summary is written, so the job is not done before it.
-            let mut capability = (index == 0).then_some(capability);
-            let mut log: Option<CheckpointLog> = None;
-            let mut stash: TimeStash<CommitItem> = TimeStash::default();
-            move |(input, frontier), _output| {
-                stash.absorb(input);
-                if capability.is_none() {
-                    return;
-                }
-                if log.is_none() {
-                    let Some(recovered) = shared.borrow_mut().take() else { return };
-                    log = Some(
-                        CheckpointLog::start(lake.clone(), settings.clone(), recovered)
-                            .unwrap_or_else(|e| job.fail(&e)),
-                    );
-                }
-                let log_ref = log.as_mut().expect("started");
-                for (cap, items) in stash.complete(frontier) {
-                    let epoch = *cap.time();
-                    log_ref.commit(epoch, items, &job.progress).unwrap_or_else(|e| job.fail(&e));
-                    Progress::add(&job.progress.committed, 1);
-                }
-                if frontier.frontier().is_empty() {
-                    *summary.borrow_mut() = Some(log.take().expect("started").finish());
-                    capability = None;
-                }
-            }
-        },
-    )
+/// The stream's commit protocol: when the frontier passes an epoch, its window and congestion
+/// files are written, its checkpoint created, and every file of the epoch published. It tells the
+/// dataflow nothing: its output only completes when the stream has stopped.
+impl Committer for CheckpointLog {
+    type Item = CommitItem;
+    type Change = ();
+    type Setup = (Lake, CommitSettings);
+    type Recovered = Recovered;
+
+    fn recover((lake, settings): (Lake, CommitSettings), recovered: Recovered, _peers: usize) -> Result<(Self, Vec<()>)> {
+        Ok((CheckpointLog::start(lake, settings, recovered)?, Vec::new()))
+    }
+
+    fn commit(&mut self, epoch: u64, items: Vec<CommitItem>, progress: &Progress) -> Result<Vec<()>> {
+        self.commit_epoch(epoch, items, progress)?;
+        Progress::add(&progress.committed, 1);
+        Ok(Vec::new())
+    }
+
+    fn finish(self, _stopped: bool) -> Result<Summary> {
+        Ok(self.summary())
+    }
 }
 
-/// The committer's running state: the last checkpoint's offsets, totals and operator states.
-struct CheckpointLog {
+/// The stream committer's running state: the last checkpoint's offsets, totals and operator
+/// states.
+pub struct CheckpointLog {
     lake: Lake,
     settings: CommitSettings,
     format: FileFormat,
@@ -151,7 +145,7 @@ impl CheckpointLog {
     }
 
     /// Writes the checkpoint of `epoch` and publishes its files.
-    fn commit(&mut self, epoch: u64, items: Vec<CommitItem>, progress: &Progress) -> Result<()> {
+    fn commit_epoch(&mut self, epoch: u64, items: Vec<CommitItem>, progress: &Progress) -> Result<()> {
         let mut files: Vec<StagedFile> = Vec::new();
         let mut epoch_totals = Totals::default();
         let mut windows: Vec<WindowRow> = Vec::new();
@@ -169,13 +163,13 @@ impl CheckpointLog {
                     self.offsets.extend(report.offsets);
                     files.extend(report.files);
                 }
-                CommitItem::Admission(state) => {
+                CommitItem::Admission(AdmissionReport::State(state)) => {
                     self.windows.insert(state.sensor.clone(), state);
                 }
-                CommitItem::Late(count) => epoch_totals.late += count,
+                CommitItem::Admission(AdmissionReport::Late(count)) => epoch_totals.late += count,
                 CommitItem::Window(row) => windows.push(row),
-                CommitItem::Episode(row) => episodes.push(row),
-                CommitItem::Episodes(state) => {
+                CommitItem::Episodes(EpisodeReport::Row(row)) => episodes.push(row),
+                CommitItem::Episodes(EpisodeReport::State(state)) => {
                     self.episodes.insert(state.sensor.clone(), state);
                 }
             }
@@ -219,7 +213,7 @@ impl CheckpointLog {
         };
         create_record(&self.lake, &checkpoint_path(epoch), &checkpoint)?;
         publish(&self.lake, &checkpoint.files)?;
-        self.lake.tidy(crate::checkpoint::STAGING);
+        self.lake.tidy(traffic::checkpoint::STAGING);
         self.kept.push_back(epoch);
         while self.kept.len() > KEEP_CHECKPOINTS {
             let old = self.kept.pop_front().expect("an old checkpoint");
@@ -254,7 +248,7 @@ impl CheckpointLog {
         }
     }
 
-    fn finish(self) -> Summary {
+    fn summary(self) -> Summary {
         if let Some(producer) = &self.alerts {
             if let Err(error) = producer.flush(Duration::from_secs(10)) {
                 log::warn!(target: "traffic", "stream: congestion alerts not all delivered: {error:#}");

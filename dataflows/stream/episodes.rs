@@ -10,9 +10,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
-use super::commit::CommitItem;
 use super::windows::{sensor_route, WindowAgg, WindowKey, SCALE};
-use crate::time_stash::TimeStash;
+use traffic::time_stash::TimeStash;
 
 /// Congestion thresholds.
 #[derive(Clone, Copy, Debug)]
@@ -171,13 +170,22 @@ impl SensorEpisodes {
     }
 }
 
+/// What episode detection tells the checkpoint after an epoch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum EpisodeReport {
+    /// An episode opening or closing.
+    Row(EpisodeRow),
+    /// A sensor's episode state after the epoch.
+    State(SensorEpisodes),
+}
+
 /// The episode operator: per sensor, in epoch order, turns window changes into episode events
 /// and state snapshots for the checkpoint.
 pub fn detect<'scope>(
     input: StreamVec<'scope, u64, EpisodeInput>,
     thresholds: Thresholds,
-) -> StreamVec<'scope, u64, CommitItem> {
-    input.unary_frontier::<CapacityContainerBuilder<Vec<CommitItem>>, _, _, _>(
+) -> StreamVec<'scope, u64, EpisodeReport> {
+    input.unary_frontier::<CapacityContainerBuilder<Vec<EpisodeReport>>, _, _, _>(
         Exchange::new(|item: &EpisodeInput| sensor_route(item.sensor())),
         "Episodes",
         move |_capability, _info| {
@@ -204,9 +212,9 @@ pub fn detect<'scope>(
                             .entry(sensor.clone())
                             .or_insert_with(|| SensorEpisodes { sensor: sensor.clone(), ..Default::default() });
                         for row in state.advance(changes, thresholds, epoch) {
-                            session.give(CommitItem::Episode(row));
+                            session.give(EpisodeReport::Row(row));
                         }
-                        session.give(CommitItem::Episodes(state.clone()));
+                        session.give(EpisodeReport::State(state.clone()));
                     }
                 }
             }

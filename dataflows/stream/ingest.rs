@@ -13,22 +13,21 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, OkErr};
 use timely::dataflow::StreamVec;
 
-use super::checkpoint::{epoch_at, Totals};
+use super::epoch::{epoch_at, Totals};
 use super::columns::ReadingColumns;
-use super::commit::CommitItem;
 use super::partials::EpochPartials;
 use super::plan::Assignment;
 use super::reading::parse_reading;
 use super::schema::{epoch_file_format, quarantine_batch, quarantine_schema, readings_schema, Rejected};
 use super::windows::{WindowPartial, WindowSettings};
-use crate::calendar::{date_label, day_of};
-use crate::checkpoint::StagedFile;
-use crate::datetime::DateCache;
-use crate::job::JobContext;
-use crate::kafka::PartitionReader;
-use crate::lake::Lake;
-use crate::parquet_sink::FileFormat;
-use crate::progress::Progress;
+use traffic::calendar::{date_label, day_of};
+use traffic::checkpoint::StagedFile;
+use traffic::datetime::DateCache;
+use traffic::job::JobContext;
+use traffic::kafka::PartitionReader;
+use traffic::lake::Lake;
+use traffic::parquet_sink::FileFormat;
+use traffic::progress::Progress;
 
 /// What one worker did in one epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,11 +68,11 @@ pub fn ingest<'scope>(
     settings: IngestSettings,
     lake: Lake,
     job: JobContext,
-) -> (StreamVec<'scope, u64, WindowPartial>, StreamVec<'scope, u64, CommitItem>) {
+) -> (StreamVec<'scope, u64, WindowPartial>, StreamVec<'scope, u64, EpochReport>) {
     let scope = assignments.scope();
     let worker = scope.index();
     let output = assignments
-        .unary_frontier::<CapacityContainerBuilder<Vec<Result<WindowPartial, CommitItem>>>, _, _, _>(
+        .unary_frontier::<CapacityContainerBuilder<Vec<Result<WindowPartial, EpochReport>>>, _, _, _>(
             Exchange::new(|a: &Assignment| a.worker as u64),
             "Ingest",
             move |_capability, info| {
@@ -124,7 +123,7 @@ pub fn ingest<'scope>(
                             closing.close(worker, reader, &lake, &format).unwrap_or_else(|e| job.fail(&e));
                         let mut session = output.session(&*cap);
                         session.give_iterator(partials.into_iter().map(Ok));
-                        session.give(Err(CommitItem::Ingest(report)));
+                        session.give(Err(report));
                         drop(session);
                         if stopping {
                             capability = None;
@@ -142,7 +141,7 @@ pub fn ingest<'scope>(
                 }
             },
         );
-    output.ok_err::<Vec<WindowPartial>, _, Vec<CommitItem>, _, _>(|item| item)
+    output.ok_err::<Vec<WindowPartial>, _, Vec<EpochReport>, _, _>(|item| item)
 }
 
 /// The epoch a worker is filling.

@@ -10,15 +10,19 @@ mod checkpoint;
 mod columns;
 mod commit;
 mod episodes;
+mod epoch;
 mod ingest;
 mod partials;
 mod plan;
+pub(crate) mod produce;
 mod reading;
 mod scanner;
 mod schema;
+pub mod simulator;
 mod windows;
 
-pub use checkpoint::{Checkpoint, StartAt, Totals, CHECKPOINTS};
+pub use checkpoint::{Checkpoint, StartAt, CHECKPOINTS};
+pub use epoch::Totals;
 pub use commit::alert_json;
 pub use episodes::{EpisodeRow, Thresholds};
 pub use reading::{parse_reading, Reading};
@@ -38,10 +42,12 @@ use timely::dataflow::operators::{Concat, Concatenate, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use super::Registration;
-use crate::cli::units::parse_duration;
-use crate::job::{Dataflow, JobContext, JobHandle};
-use crate::lake::{Lake, Location};
+use traffic::registry::Registration;
+use traffic::units::parse_duration;
+use traffic::checkpoint::CommitAtFrontier;
+use traffic::job::{Dataflow, JobContext, JobHandle};
+use traffic::lake::{Lake, Location};
+use commit::CommitItem;
 use episodes::EpisodeInput;
 use plan::PlanItem;
 use windows::AdmissionInput;
@@ -189,8 +195,14 @@ impl Dataflow for StreamDataflow {
             let changes = stats.inner.map(|((key, agg), _time, diff)| EpisodeInput::Change(key, agg, diff));
             let episode_items = episodes::detect(restored_episodes.concat(changes), thresholds);
 
-            let items = scope.concatenate([reports, admission_items, window_items, episode_items]);
-            commit::committer(items, lake, commit_settings, recovered, summary.clone(), context.clone())
+            let items = scope.concatenate([
+                reports.map(CommitItem::from),
+                admission_items.map(CommitItem::from),
+                window_items.map(CommitItem::from),
+                episode_items.map(CommitItem::from),
+            ]);
+            items
+                .commit_at_frontier::<commit::CheckpointLog>((lake, commit_settings), recovered, summary.clone(), context.clone())
                 .probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))

@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn readings_in_any_window_order_fold_as_a_plain_map_does() {
-        use crate::simulator::SplitMix64;
+        use crate::random::SplitMix64;
         let mut random = SplitMix64::new(7);
         let mut partials = EpochPartials::default();
         let mut expected: BTreeMap<(String, i64), (WindowAgg, i64)> = BTreeMap::new();

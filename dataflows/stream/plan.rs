@@ -12,8 +12,8 @@ use timely::dataflow::{Scope, StreamVec};
 use super::checkpoint::{recover, Recovered, StartAt};
 use super::episodes::SensorEpisodes;
 use super::windows::SensorWindows;
-use crate::job::JobContext;
-use crate::lake::Lake;
+use traffic::job::JobContext;
+use traffic::lake::Lake;
 
 /// A partition to read, from an offset, on a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

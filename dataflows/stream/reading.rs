@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::scanner::Scanner;
-use crate::datetime::DateCache;
+use traffic::datetime::DateCache;
 
 /// A valid sensor reading, borrowing its id from the payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +196,7 @@ mod tests {
             });
             let slow =
                 serde_json::from_slice::<Message>(payload).map_err(|e| format!("invalid JSON: {e}")).and_then(|m| {
-                    let t = crate::datetime::parse_timestamp_utc(m.timestamp.as_bytes()).map_err(str::to_string)?;
+                    let t = traffic::datetime::parse_timestamp_utc(m.timestamp.as_bytes()).map_err(str::to_string)?;
                     Ok((m.sensor_id.to_string(), t, m.average_speed.to_bits(), m.traffic_density.to_bits()))
                 });
             assert_eq!(fast.is_ok(), slow.is_ok(), "{}", String::from_utf8_lossy(payload));

@@ -9,7 +9,7 @@ use base64::Engine;
 
 use super::episodes::EpisodeRow;
 use super::windows::WindowRow;
-use crate::parquet_sink::FileFormat;
+use traffic::parquet_sink::FileFormat;
 
 fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -13,9 +13,8 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::OkErr;
 use timely::dataflow::StreamVec;
 
-use super::commit::CommitItem;
-use crate::checkpoint::stable_hash;
-use crate::time_stash::TimeStash;
+use traffic::checkpoint::stable_hash;
+use traffic::time_stash::TimeStash;
 
 /// Fixed-point scale of speeds and densities inside aggregates (thousandths): integer sums are
 /// exact, so results do not depend on how records were spread over workers and epochs.
@@ -122,34 +121,7 @@ pub struct SensorWindows {
     /// The aggregate of each open window, exactly as it stands in the collection: one record per
     /// window, replaced when a partial arrives, so state and checkpoints do not grow with the
     /// number of epochs a window spans.
-    #[serde(deserialize_with = "merged_windows")]
     pub windows: BTreeMap<i64, WindowAgg>,
-}
-
-/// Reads open windows; checkpoints of the first format list each window's partials, merged here.
-/// Only self-describing formats (the JSON of checkpoints) can hold that older form: the binary
-/// encoding between workers always carries one aggregate per window.
-fn merged_windows<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<i64, WindowAgg>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Stored {
-        Merged(WindowAgg),
-        Partials(Vec<WindowAgg>),
-    }
-    if !deserializer.is_human_readable() {
-        return BTreeMap::deserialize(deserializer);
-    }
-    let stored = BTreeMap::<i64, Stored>::deserialize(deserializer)?;
-    Ok(stored
-        .into_iter()
-        .map(|(start, window)| {
-            let agg = match window {
-                Stored::Merged(agg) => agg,
-                Stored::Partials(partials) => WindowAgg::total(partials.iter().map(|agg| (agg, 1))),
-            };
-            (start, agg)
-        })
-        .collect())
 }
 
 /// Input of the admission operator: restored state (at the first epoch) or new partials.
@@ -210,8 +182,8 @@ pub fn sensor_route(sensor: &str) -> u64 {
 pub fn admit<'scope>(
     input: StreamVec<'scope, u64, AdmissionInput>,
     settings: WindowSettings,
-) -> (StreamVec<'scope, u64, AdmittedUpdate>, StreamVec<'scope, u64, CommitItem>) {
-    let output = input.unary_frontier::<CapacityContainerBuilder<Vec<Result<AdmittedUpdate, CommitItem>>>, _, _, _>(
+) -> (StreamVec<'scope, u64, AdmittedUpdate>, StreamVec<'scope, u64, AdmissionReport>) {
+    let output = input.unary_frontier::<CapacityContainerBuilder<Vec<Result<AdmittedUpdate, AdmissionReport>>>, _, _, _>(
         Exchange::new(|item: &AdmissionInput| sensor_route(item.sensor())),
         "Admit",
         move |_capability, _info| {
@@ -281,16 +253,16 @@ pub fn admit<'scope>(
                         }
                     }
                     for sensor in touched {
-                        session.give(Err(CommitItem::Admission(sensors[&sensor].clone())));
+                        session.give(Err(AdmissionReport::State(sensors[&sensor].clone())));
                     }
                     if late > 0 {
-                        session.give(Err(CommitItem::Late(late)));
+                        session.give(Err(AdmissionReport::Late(late)));
                     }
                 }
             }
         },
     );
-    output.ok_err::<Vec<AdmittedUpdate>, _, Vec<CommitItem>, _, _>(|item| item)
+    output.ok_err::<Vec<AdmittedUpdate>, _, Vec<AdmissionReport>, _, _>(|item| item)
 }
 
 /// The window statistics: admitted partials reduced per `(sensor, window start)`.
@@ -305,14 +277,23 @@ pub fn window_stats<'scope>(
     })
 }
 
+/// What admission tells the checkpoint after an epoch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum AdmissionReport {
+    /// A sensor's window state after the epoch.
+    State(SensorWindows),
+    /// Readings found too late for their window.
+    Late(u64),
+}
+
 /// The rows of `windows/`: every new version of a window's statistics.
 pub fn window_rows<'scope>(
     stats: VecCollection<'scope, u64, (WindowKey, WindowAgg)>,
     settings: WindowSettings,
-) -> StreamVec<'scope, u64, CommitItem> {
+) -> StreamVec<'scope, u64, WindowRow> {
     stats.inner.flat_map(move |(((sensor_id, window_start), agg), epoch, diff)| {
         (diff > 0).then(|| {
-            CommitItem::Window(WindowRow {
+            WindowRow {
                 sensor_id,
                 window_start,
                 window_end: window_start + settings.window,
@@ -321,7 +302,7 @@ pub fn window_rows<'scope>(
                 min_speed: agg.speed_min as f64 / SCALE,
                 mean_density: agg.mean_density(),
                 epoch,
-            })
+            }
         })
     })
 }
@@ -350,20 +331,5 @@ mod tests {
         assert_eq!(b.mean_speed(), 15.375);
         assert_eq!(b.speed_min, 10_500);
         assert_eq!(b.mean_density(), 85.0);
-    }
-
-    #[test]
-    fn checkpoints_of_the_first_format_list_partials_that_are_merged_on_load() {
-        let partial = |count, speed, min| WindowAgg { count, speed_sum: speed, speed_min: min, density_sum: 7 * count };
-        let old = serde_json::json!({
-            "sensor": "S1",
-            "watermark": 99,
-            "windows": {"0": [partial(2, 100, 40), partial(1, 30, 30)], "60000000": [partial(1, 50, 50)]}
-        });
-        let state: SensorWindows = serde_json::from_value(old).unwrap();
-        assert_eq!(state.windows[&0], partial(3, 130, 30));
-        assert_eq!(state.windows[&60_000_000], partial(1, 50, 50));
-        let again: SensorWindows = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
-        assert_eq!(again, state, "the current format reads back as written");
     }
 }

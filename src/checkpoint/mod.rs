@@ -1,16 +1,22 @@
-//! Commit records and staged files: how outputs become visible exactly once, and how a restart
-//! finishes or discards what a crash interrupted.
+//! The commit protocol: how outputs become visible exactly once, and how a restart finishes or
+//! discards what a crash interrupted.
 //!
 //! Data files are written under `_staging/` first. A commit record, created atomically (it fails
 //! if the name exists), lists them with their final names; publication then moves each file to its
 //! final name. Publication is idempotent, so recovery simply repeats it for the latest record, and
-//! staged files that no record mentions are garbage from an interrupted unit of work.
+//! staged files that no record mentions are garbage from an interrupted unit of work. A dataflow
+//! implements [`Committer`] (recover, commit a time once the frontier passes it, finish) and the
+//! one frontier-driven operator, [`CommitAtFrontier`], drives it on worker 0.
+
+mod committer;
+mod record;
+
+pub use committer::{CommitAtFrontier, Committer};
+pub use record::{create_record, decode, encode, list_records, read_record, Versioned};
 
 use std::collections::HashSet;
 
-use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::lake::Lake;
@@ -43,54 +49,6 @@ impl StagedFile {
     }
 }
 
-/// Writes `record` as JSON at `path`, only if nothing is there; an existing record with the same
-/// content counts as written (a repeated commit), one with other content is an error.
-pub fn create_record<T: Serialize>(lake: &Lake, path: &str, record: &T) -> Result<()> {
-    let bytes = Bytes::from(serde_json::to_vec_pretty(record)?);
-    if lake.put_new(path, bytes.clone())? {
-        return Ok(());
-    }
-    match lake.get(path)? {
-        Some(existing) if existing == bytes => Ok(()),
-        _ => bail!("{}/{path} already exists with other content: is another run writing to this output?", lake.url()),
-    }
-}
-
-/// Reads the JSON record at `path`, if any.
-pub fn read_record<T: DeserializeOwned>(lake: &Lake, path: &str) -> Result<Option<T>> {
-    match lake.get(path)? {
-        None => Ok(None),
-        Some(bytes) => {
-            serde_json::from_slice(&bytes).map(Some).with_context(|| format!("corrupt record {}/{path}", lake.url()))
-        }
-    }
-}
-
-/// Reads every JSON record under `prefix`, in path order, with its path.
-pub fn list_records<T: DeserializeOwned>(lake: &Lake, prefix: &str) -> Result<Vec<(String, T)>> {
-    let entries = lake.list(prefix)?;
-    let records = crate::runtime::block_on(async {
-        use futures::StreamExt;
-        futures::stream::iter(entries.into_iter().filter(|e| e.path.ends_with(".json")))
-            .map(|entry| async move { (entry.path.clone(), lake.get_async(&entry.path).await) })
-            .buffered(16)
-            .collect::<Vec<_>>()
-            .await
-    });
-    records
-        .into_iter()
-        .filter_map(|(path, bytes)| match bytes {
-            Ok(Some(bytes)) => Some(
-                serde_json::from_slice(&bytes)
-                    .map(|r| (path.clone(), r))
-                    .with_context(|| format!("corrupt record {}/{path}", lake.url())),
-            ),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect()
-}
-
 /// Moves every staged file to its final name (idempotent, several at a time).
 pub fn publish(lake: &Lake, files: &[StagedFile]) -> Result<()> {
     let moves: Vec<(String, String)> = files.iter().map(|f| (f.staged.clone(), f.target.clone())).collect();
@@ -118,18 +76,9 @@ pub fn stable_hash(parts: &[&str]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use bytes::Bytes;
 
-    #[test]
-    fn a_record_is_created_once() {
-        let lake = Lake::open("memory://checkpoint-test").unwrap();
-        create_record(&lake, "_m/1.json", &vec![1, 2]).unwrap();
-        create_record(&lake, "_m/1.json", &vec![1, 2]).unwrap();
-        assert!(create_record(&lake, "_m/1.json", &vec![3]).is_err());
-        let records: Vec<(String, Vec<i32>)> = list_records(&lake, "_m").unwrap();
-        assert_eq!(records, vec![("_m/1.json".to_string(), vec![1, 2])]);
-        assert_eq!(read_record::<Vec<i32>>(&lake, "_m/2.json").unwrap(), None);
-    }
+    use super::*;
 
     #[test]
     fn publication_and_discard() {

@@ -2,6 +2,7 @@
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +14,7 @@ use crate::cluster::processes::ProcessGroup;
 use crate::cluster::runtime::{run_worker, WorkerOptions};
 use crate::cluster::supervisor::supervise;
 use crate::cluster::{signals, ClusterSpec};
+use crate::registry::Registry;
 
 /// Where a cluster keeps its catalog and which storage its jobs may write.
 #[derive(Args, Debug, Clone)]
@@ -154,7 +156,7 @@ fn detach(args: &ClusterStartArgs) -> Result<()> {
 }
 
 /// `traffic worker`: one process of a (possibly multi-host) cluster, restarted on failure.
-pub fn worker(args: WorkerArgs) -> Result<()> {
+pub fn worker(args: WorkerArgs, registry: Arc<Registry>) -> Result<()> {
     if args.foreground {
         let spec = ClusterSpec {
             workers: args.process.workers as usize,
@@ -165,12 +167,13 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
             bail!("--process-index {} but the hostfile lists {} processes", spec.process, spec.addresses.len());
         }
         let control = if spec.process == 0 { Some(control_options(&args.process.control)?) } else { None };
-        return run_worker(WorkerOptions {
+        let options = WorkerOptions {
             spec,
             state: args.process.placement.state.clone(),
             lake: args.process.placement.lake.clone(),
             control,
-        });
+        };
+        return run_worker(options, registry);
     }
     signals::install_stop_handlers();
     let mut own = worker_args(args.process.workers, &args.process.control, &args.process.placement);

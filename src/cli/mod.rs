@@ -1,16 +1,28 @@
-//! The `traffic` command line: one binary for running dataflows, generating data and (later)
-//! operating the cluster.
+//! The `traffic` command line: the platform's commands (run, cluster, worker, submit, list,
+//! stop, broker) plus those the binary adds, over the dataflows of the binary's registry.
 
 pub mod broker;
 pub mod cluster;
 pub mod control;
-pub mod gen;
-pub mod produce;
-pub mod run;
-pub mod units;
-pub mod up;
+mod run;
 
-use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::registry::Registry;
+
+/// What a binary brings to the platform's command line: its dataflows and its own commands.
+pub struct Application {
+    /// The dataflows `run` and `submit` know by name.
+    pub registry: Registry,
+    /// Adds the binary's own subcommands to the platform's.
+    pub augment: fn(clap::Command) -> clap::Command,
+    /// Runs one of the binary's subcommands if `matches` names one; `None` when it is the
+    /// platform's.
+    pub run: fn(&clap::ArgMatches) -> Option<Result<()>>,
+}
 
 /// Top-level command line.
 #[derive(Parser, Debug)]
@@ -22,17 +34,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start everything on embedded defaults: demo broker, sensors, cluster, stream and batch jobs, ./lake.
-    Up(up::UpArgs),
     /// Run a dataflow by name on this host's processes or as one process of a cluster.
     Run(run::RunArgs),
     /// List the dataflows that can be run or submitted.
     Dataflows,
-    /// Generate synthetic data.
-    #[command(subcommand)]
-    Gen(GenCommand),
-    /// Simulate sensors: send JSON readings to Kafka.
-    Produce(produce::ProduceArgs),
     /// Run the embedded demo Kafka broker (librdkafka's mock cluster).
     Broker(broker::BrokerArgs),
     /// Start, inspect or stop a long-running cluster.
@@ -63,36 +68,18 @@ enum ClusterCommand {
     Stop(control::ControlArgs),
 }
 
-#[derive(Subcommand, Debug)]
-enum GenCommand {
-    /// Hourly junction counts as CSV (DateTime,Junction,Vehicles,ID).
-    Counts(gen::GenCountsArgs),
-}
-
 /// Parses the command line, runs the command and returns the process exit code.
-pub fn main() -> i32 {
-    let cli = Cli::parse();
+pub fn main(application: Application) -> i32 {
+    let matches = (application.augment)(Cli::command()).get_matches();
     crate::logging::init(&std::env::var("TRAFFIC_PROCESS_LABEL").unwrap_or_default());
     crate::cluster::install_panic_hook();
-    let result = match cli.command {
-        Command::Up(args) => up::up(args),
-        Command::Run(args) => run::run(args),
-        Command::Dataflows => {
-            for registration in crate::dataflows::registry() {
-                println!("{:<10} {}", registration.name, registration.about);
-            }
-            Ok(())
-        }
-        Command::Gen(GenCommand::Counts(args)) => gen::gen_counts(&args),
-        Command::Produce(args) => produce::run(args),
-        Command::Broker(args) => broker::run(args),
-        Command::Cluster(ClusterCommand::Start(args)) => cluster::start(args),
-        Command::Cluster(ClusterCommand::Status(args)) => control::status(args),
-        Command::Cluster(ClusterCommand::Stop(args)) => control::shutdown(args),
-        Command::Worker(args) => cluster::worker(args),
-        Command::Submit(args) => control::submit(args),
-        Command::List(args) => control::list(args),
-        Command::Stop { control, id } => control::stop(control, id),
+    let registry = Arc::new(application.registry);
+    let result = match (application.run)(&matches) {
+        Some(result) => result,
+        None => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => run_platform_command(cli.command, registry),
+            Err(error) => error.exit(),
+        },
     };
     match result {
         Ok(()) => 0,
@@ -100,5 +87,25 @@ pub fn main() -> i32 {
             eprintln!("error: {}", crate::cluster::failstop::describe(&error));
             1
         }
+    }
+}
+
+fn run_platform_command(command: Command, registry: Arc<Registry>) -> Result<()> {
+    match command {
+        Command::Run(args) => run::run(args, registry),
+        Command::Dataflows => {
+            for registration in registry.iter() {
+                println!("{:<10} {}", registration.name, registration.about);
+            }
+            Ok(())
+        }
+        Command::Broker(args) => broker::run(args),
+        Command::Cluster(ClusterCommand::Start(args)) => cluster::start(args),
+        Command::Cluster(ClusterCommand::Status(args)) => control::status(args),
+        Command::Cluster(ClusterCommand::Stop(args)) => control::shutdown(args),
+        Command::Worker(args) => cluster::worker(args, registry),
+        Command::Submit(args) => control::submit(args),
+        Command::List(args) => control::list(args),
+        Command::Stop { control, id } => control::stop(control, id),
     }
 }

@@ -1,11 +1,13 @@
 //! `traffic run <dataflow> [args] [-n N] [-w W] [--hostfile F --process-index P]`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::{Args, FromArgMatches};
 
 use crate::cluster::{launch_local, run_job, ClusterArgs};
+use crate::registry::Registry;
 
 /// Options of `traffic run`.
 #[derive(Args, Debug)]
@@ -18,11 +20,8 @@ pub struct RunArgs {
 }
 
 /// Runs a dataflow: starts the local processes of a cluster, or is one process of it.
-pub fn run(args: RunArgs) -> Result<()> {
-    let registration = crate::dataflows::find(&args.dataflow).ok_or_else(|| {
-        let names: Vec<&str> = crate::dataflows::registry().iter().map(|r| r.name).collect();
-        anyhow!("no dataflow named '{}'; known: {}", args.dataflow, names.join(", "))
-    })?;
+pub fn run(args: RunArgs, registry: Arc<Registry>) -> Result<()> {
+    let registration = registry.find(&args.dataflow)?;
     let command = ClusterArgs::augment_args((registration.command)())
         .bin_name(format!("traffic run {}", registration.name))
         .about(registration.about);

@@ -5,10 +5,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::list_records;
+use crate::checkpoint::{encode, list_records, Versioned};
 use crate::job::Summary;
 use crate::lake::Lake;
 
@@ -73,6 +72,11 @@ impl JobRecord {
     }
 }
 
+impl Versioned for JobRecord {
+    const KIND: &'static str = "job record";
+    const VERSION: u32 = 2;
+}
+
 /// A recorded failure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailureRecord {
@@ -82,6 +86,11 @@ pub struct FailureRecord {
     pub process: usize,
     /// The error.
     pub error: String,
+}
+
+impl Versioned for FailureRecord {
+    const KIND: &'static str = "failure record";
+    const VERSION: u32 = 2;
 }
 
 /// Milliseconds since the epoch.
@@ -108,7 +117,7 @@ impl Catalog {
 
     /// Writes a job's record.
     pub fn put(&self, job: &JobRecord) -> Result<()> {
-        self.lake.put(&format!("jobs/{:08}.json", job.id), Bytes::from(serde_json::to_vec_pretty(job)?))
+        self.lake.put(&format!("jobs/{:08}.json", job.id), encode(job)?)
     }
 
     /// The id for the next job.
@@ -121,7 +130,7 @@ impl Catalog {
     pub fn record_failure(&self, id: u64, process: usize, error: &str) -> Result<()> {
         let record = FailureRecord { at_ms: now_ms(), process, error: error.to_string() };
         let path = format!("failures/{id:08}/{:016}-p{process:04}.json", record.at_ms);
-        self.lake.put(&path, Bytes::from(serde_json::to_vec_pretty(&record)?))
+        self.lake.put(&path, encode(&record)?)
     }
 
     /// The recent failures of job `id` (within [`FAILURE_WINDOW_MS`]), oldest first.

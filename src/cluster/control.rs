@@ -11,6 +11,7 @@ use super::board::{Board, ClusterCommand};
 use super::catalog::{now_ms, Catalog, JobRecord, JobState};
 use crate::http::{constant_time_eq, serve as serve_http, Reply, Request};
 use crate::lake::Location;
+use crate::registry::Registry;
 
 /// Where the control API listens, and the token it requires (if any).
 #[derive(Clone, Debug)]
@@ -35,7 +36,7 @@ impl ControlOptions {
 }
 
 /// Starts serving the API; returns the bound address.
-pub fn serve(options: &ControlOptions, board: Arc<Board>, catalog: Catalog) -> Result<SocketAddr> {
+pub fn serve(options: &ControlOptions, board: Arc<Board>, catalog: Catalog, registry: Arc<Registry>) -> Result<SocketAddr> {
     options.validate()?;
     let token = options.token.clone().filter(|t| !t.is_empty());
     let submit_lock = Arc::new(Mutex::new(()));
@@ -48,12 +49,12 @@ pub fn serve(options: &ControlOptions, board: Arc<Board>, catalog: Catalog) -> R
                     return Reply::error(401, "missing or wrong bearer token");
                 }
             }
-            handle(&request, &board, &catalog, &submit_lock)
+            handle(&request, &board, &catalog, &registry, &submit_lock)
         }),
     )
 }
 
-fn handle(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mutex<()>) -> Reply {
+fn handle(request: &Request, board: &Board, catalog: &Catalog, registry: &Registry, submit_lock: &Mutex<()>) -> Reply {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["v1", "cluster"]) => {
@@ -67,11 +68,11 @@ fn handle(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mut
         }
         ("GET", ["v1", "dataflows"]) => {
             let list: Vec<_> =
-                crate::dataflows::registry().iter().map(|r| json!({ "name": r.name, "about": r.about })).collect();
+                registry.iter().map(|r| json!({ "name": r.name, "about": r.about })).collect();
             Reply::ok(json!(list))
         }
         ("GET", ["v1", "jobs"]) => Reply::ok(json!(board.jobs().iter().map(|j| view(j, board)).collect::<Vec<_>>())),
-        ("POST", ["v1", "jobs"]) => submit(request, board, catalog, submit_lock),
+        ("POST", ["v1", "jobs"]) => submit(request, board, catalog, registry, submit_lock),
         ("GET", ["v1", "jobs", id]) => match id.parse().ok().and_then(|id| board.job(id)) {
             Some(job) => Reply::ok(view(&job, board)),
             None => Reply::error(404, format!("no job {id}")),
@@ -81,7 +82,7 @@ fn handle(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mut
     }
 }
 
-fn submit(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mutex<()>) -> Reply {
+fn submit(request: &Request, board: &Board, catalog: &Catalog, registry: &Registry, submit_lock: &Mutex<()>) -> Reply {
     let body: serde_json::Value = match serde_json::from_slice(&request.body) {
         Ok(body) => body,
         Err(e) => return Reply::error(400, format!("body must be JSON {{\"name\": ..., \"args\": [...]}}: {e}")),
@@ -92,9 +93,9 @@ fn submit(request: &Request, board: &Board, catalog: &Catalog, submit_lock: &Mut
         Err(_) if body["args"].is_null() => Vec::new(),
         Err(_) => return Reply::error(400, "\"args\" must be a list of strings"),
     };
-    let Some(registration) = crate::dataflows::find(name) else {
-        let names: Vec<&str> = crate::dataflows::registry().iter().map(|r| r.name).collect();
-        return Reply::error(404, format!("no dataflow named '{name}'; known: {}", names.join(", ")));
+    let registration = match registry.find(name) {
+        Ok(registration) => registration,
+        Err(e) => return Reply::error(404, format!("{e:#}")),
     };
     let dataflow = match registration.parse(&args) {
         Ok(dataflow) => dataflow,

@@ -18,6 +18,7 @@ use super::control::{self, ControlOptions};
 use super::failstop::describe;
 use super::spec::ClusterSpec;
 use crate::job::{Failure, JobContext, JobHandle};
+use crate::registry::Registry;
 
 /// How to run one worker process.
 #[derive(Clone, Debug)]
@@ -40,7 +41,7 @@ struct Installed {
 }
 
 /// Runs this process's workers until the cluster is shut down.
-pub fn run_worker(options: WorkerOptions) -> Result<()> {
+pub fn run_worker(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let catalog = Catalog::open(&options.state)?;
     let info = ClusterInfo {
         processes: options.spec.processes(),
@@ -52,11 +53,11 @@ pub fn run_worker(options: WorkerOptions) -> Result<()> {
     let board = Arc::new(Board::new(info));
     if options.spec.process == 0 {
         // Jobs to resume go first, before the API can take new submissions.
-        for command in resume(&catalog, &board) {
+        for command in resume(&catalog, &board, &registry) {
             board.send(command);
         }
         if let Some(control) = &options.control {
-            let address = control::serve(control, board.clone(), catalog.clone())?;
+            let address = control::serve(control, board.clone(), catalog.clone(), registry.clone())?;
             log::info!(target: "traffic", "control API on http://{address}");
         }
     }
@@ -82,7 +83,7 @@ pub fn run_worker(options: WorkerOptions) -> Result<()> {
                 match command {
                     ClusterCommand::Start { id, .. } if jobs.contains_key(&id) => {}
                     ClusterCommand::Start { id, name, args } => {
-                        let installed = install(worker, id, &name, &args, &board, &catalog, process);
+                        let installed = install(worker, id, &name, &args, &board, &catalog, &registry, process);
                         if shutting_down {
                             installed.stop.set(true);
                         }
@@ -132,6 +133,7 @@ fn install(
     args: &[String],
     board: &Board,
     catalog: &Catalog,
+    registry: &Registry,
     process: usize,
 ) -> Installed {
     let recorder = catalog.clone();
@@ -142,7 +144,8 @@ fn install(
     });
     let context = JobContext { progress: board.progress(id), stop: Rc::default(), failure };
     let first = worker.next_dataflow_index();
-    let handle = crate::dataflows::build(name, args)
+    let handle = registry
+        .build(name, args)
         .and_then(|d| d.install(worker, &context))
         .unwrap_or_else(|e| context.fail(&e.context(format!("job {id} ({name})"))));
     if worker.index() == 0 {
@@ -152,7 +155,7 @@ fn install(
 }
 
 /// At start: the jobs to install again, and the ones that failed too often to try again.
-fn resume(catalog: &Catalog, board: &Board) -> Vec<ClusterCommand> {
+fn resume(catalog: &Catalog, board: &Board, registry: &Registry) -> Vec<ClusterCommand> {
     let jobs = catalog.jobs().unwrap_or_else(|e| super::fail_stop(&e.context("cannot read the job catalog")));
     let mut commands = Vec::new();
     for mut job in jobs {
@@ -164,7 +167,7 @@ fn resume(catalog: &Catalog, board: &Board) -> Vec<ClusterCommand> {
                 log::error!(target: "traffic", "job {}: failed {} times, giving up: {}", job.id, failures.len(), job.error.as_deref().unwrap_or(""));
             } else if job.state == JobState::Stopping {
                 job.state = JobState::Stopped;
-            } else if let Err(error) = check(&job) {
+            } else if let Err(error) = check(&job, registry) {
                 // Installing it would stop the cluster again, and every other job with it.
                 log::error!(target: "traffic", "job {}: cannot resume, marked failed: {error}", job.id);
                 job.state = JobState::Failed;
@@ -186,8 +189,8 @@ fn resume(catalog: &Catalog, board: &Board) -> Vec<ClusterCommand> {
 
 /// Whether a job to resume can still run: its dataflow is known, its arguments parse and its
 /// inputs are still there.
-fn check(job: &JobRecord) -> Result<(), String> {
-    crate::dataflows::build(&job.name, &job.args).and_then(|dataflow| dataflow.check()).map_err(|e| describe(&e))
+fn check(job: &JobRecord, registry: &Registry) -> Result<(), String> {
+    registry.build(&job.name, &job.args).and_then(|dataflow| dataflow.check()).map_err(|e| describe(&e))
 }
 
 /// Records how a job ended. A job interrupted by a cluster shutdown stays `running`, to resume.
@@ -219,11 +222,12 @@ mod tests {
     #[test]
     fn a_job_whose_inputs_are_gone_is_marked_failed_not_resumed() {
         let catalog = Catalog::open("memory://resume-test/state").unwrap();
-        let args = ["--input", "/nonexistent/history", "--output", "memory://resume-test/lake"];
-        catalog.put(&JobRecord::new(1, "batch", args.map(String::from).to_vec())).unwrap();
+        let args = ["--to", "10", "--input", "/nonexistent/history"];
+        catalog.put(&JobRecord::new(1, "count", args.map(String::from).to_vec())).unwrap();
         let info = ClusterInfo { processes: 1, workers: 1, state: String::new(), lake: String::new(), started_ms: 0 };
         let board = Board::new(info);
-        assert!(resume(&catalog, &board).is_empty(), "installing it would stop the cluster");
+        let registry = Registry::new(vec![crate::count_dataflow::registration()]);
+        assert!(resume(&catalog, &board, &registry).is_empty(), "installing it would stop the cluster");
         let job = board.job(1).unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.error.as_deref().unwrap_or("").contains("does not exist"), "{:?}", job.error);

@@ -9,7 +9,7 @@ use rdkafka::bindings as ffi;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
-use super::reader::Record;
+use super::record::Record;
 
 /// The consumer settings of a reader (also used by the raw-consume benchmark, for a fair ceiling).
 pub fn reader_config(brokers: &str, group: &str) -> Result<rdkafka::ClientConfig> {

@@ -7,6 +7,7 @@ pub mod librdkafka_reader;
 pub mod mock;
 pub mod producer;
 pub mod reader;
+mod record;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use rdkafka::ClientConfig;
 
 pub use producer::Producer;
 pub use reader::{PartitionReader, ReaderKind};
+pub use record::Record;
 
 /// How long metadata requests may take before they count as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(15);

@@ -8,17 +8,8 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 
 use super::fetch::FetchReader;
+use super::record::Record;
 use super::librdkafka_reader::{reader_config, LibrdkafkaReader};
-
-/// One message, borrowed from the reader's buffers.
-pub struct Record<'a> {
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Payload (`None` for a tombstone).
-    pub payload: Option<&'a [u8]>,
-}
 
 /// The client a reader reads with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

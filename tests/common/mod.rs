@@ -45,7 +45,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// The repository's shipped sample data.
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
 }
 
 /// Every record batch of every Parquet file under `prefix` of the lake at `url`, in path order.

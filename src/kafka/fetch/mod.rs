@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use rdkafka::ClientConfig;
 
-use super::reader::Record;
+use super::record::Record;
 use fetcher::{Fetched, Fetcher};
 use wire::FetchLimits;
 

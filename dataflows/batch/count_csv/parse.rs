@@ -3,8 +3,8 @@
 use super::canonical::read_canonical_line;
 use super::columns::ColumnMap;
 use super::fields::split_fields;
-use crate::datetime::DateCache;
-use crate::prefault::vec_with_capacity;
+use traffic::datetime::DateCache;
+use traffic::prefault::vec_with_capacity;
 
 /// Parsed count rows, one vector per column, in input order.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -38,7 +38,7 @@ impl CountColumns {
         self.id.push(id);
     }
 
-    /// Empty columns with room for `rows` rows, their memory mapped in ([`crate::prefault`]).
+    /// Empty columns with room for `rows` rows, their memory mapped in ([`traffic::prefault`]).
     fn with_capacity(rows: usize) -> Self {
         CountColumns {
             datetime: vec_with_capacity(rows),
@@ -193,7 +193,7 @@ fn parse_int(field: &[u8]) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::{days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
+    use traffic::calendar::{days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
 
     #[test]
     fn parses_messy_exports() {

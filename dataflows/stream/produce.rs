@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::kafka::Producer;
-use crate::simulator::Simulator;
+use traffic::kafka::Producer;
+use crate::stream::simulator::Simulator;
 
 /// Options of `traffic produce`.
 #[derive(Args, Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Stop after this long (e.g. 10m).
-    #[arg(long, value_parser = super::units::parse_duration)]
+    #[arg(long, value_parser = traffic::units::parse_duration)]
     pub duration: Option<Duration>,
     /// Random seed: the same seed sends the same values.
     #[arg(long, default_value_t = 1)]
@@ -91,9 +91,9 @@ pub fn produce(args: &ProduceArgs, stop: impl Fn() -> bool) -> Result<Sent> {
 
 /// `traffic produce`.
 pub fn run(args: ProduceArgs) -> Result<()> {
-    crate::cluster::signals::install_stop_handlers();
+    traffic::cluster::signals::install_stop_handlers();
     let started = Instant::now();
-    let sent = produce(&args, crate::cluster::signals::stop_requested)?;
+    let sent = produce(&args, traffic::cluster::signals::stop_requested)?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "sent {} messages ({} bad) to '{}' in {seconds:.2} s ({:.0} messages/s)",

@@ -3,32 +3,8 @@
 
 use std::io::Write;
 
-use crate::calendar::{civil_from_days, day_of, hour_of, MICROS_PER_DAY};
-
-/// A small, fast, seedable generator (SplitMix64); good enough for synthetic data.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform float in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::random::SplitMix64;
+use traffic::calendar::{civil_from_days, day_of, hour_of, MICROS_PER_DAY};
 
 /// Kinds of deliberately bad messages.
 pub const BAD_KINDS: [&str; 6] =
@@ -167,7 +143,7 @@ pub fn iso_timestamp(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflows::stream::parse_reading;
+    use crate::stream::parse_reading;
 
     #[test]
     fn good_messages_parse_and_bad_ones_do_not() {
@@ -178,7 +154,7 @@ mod tests {
         for i in 0..5000 {
             let message = simulator.next(now + i * 1000, &mut payload);
             let bad_kind = message.bad;
-            match (bad_kind, parse_reading(&payload, &mut crate::datetime::DateCache::default())) {
+            match (bad_kind, parse_reading(&payload, &mut traffic::datetime::DateCache::default())) {
                 (None, Ok(r)) => {
                     assert!((10.0..=100.0).contains(&r.average_speed));
                     good += 1;

@@ -9,13 +9,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::cluster::{worker_args, PlacementArgs};
-use super::control::ControlArgs;
-use super::produce::{produce, ProduceArgs};
-use crate::cluster::processes::ProcessGroup;
-use crate::cluster::signals;
-use crate::cluster::supervisor::supervise;
-use crate::kafka::mock::EmbeddedBroker;
+use traffic::cli::cluster::{worker_args, PlacementArgs};
+use traffic::cli::control::ControlArgs;
+use crate::stream::produce::{produce, ProduceArgs};
+use traffic::cluster::processes::ProcessGroup;
+use traffic::cluster::signals;
+use traffic::cluster::supervisor::supervise;
+use traffic::kafka::mock::EmbeddedBroker;
 
 /// Options of `traffic up`.
 #[derive(Args, Debug, Clone)]
@@ -99,7 +99,7 @@ pub fn up(args: UpArgs) -> Result<()> {
             rate: args.rate,
             count: None,
             duration: None,
-            seed: crate::cluster::catalog::now_ms(),
+            seed: traffic::cluster::catalog::now_ms(),
             bad_fraction: 0.002,
         };
         let stopping = stopping.clone();

@@ -6,7 +6,7 @@
 //! parsing each field. A line that is not exactly in this form, or whose values the general
 //! parser would reject, is left to the general parser, so results and errors do not change.
 
-use crate::datetime::{DateCache, SECONDS_LEN};
+use traffic::datetime::{DateCache, SECONDS_LEN};
 
 /// One row read by the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ fn eight_digits_value(word: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::{days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
+    use traffic::calendar::{days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
 
     fn read(text: &str) -> Option<CanonicalRow> {
         read_canonical_line(text.as_bytes(), 0, &mut DateCache::default())

@@ -39,12 +39,12 @@ impl InputFile {
     }
 
     /// A reader of this file's byte ranges.
-    pub fn reader(&self) -> Result<super::RangeReader> {
+    pub fn reader(&self) -> Result<super::chunk::RangeReader> {
         if let Some(path) = self.url.strip_prefix("file://") {
-            return Ok(super::RangeReader::Local(path.into()));
+            return Ok(super::chunk::RangeReader::Local(path.into()));
         }
         let (location, path) = self.open()?;
-        Ok(super::RangeReader::Store(location.store, path))
+        Ok(super::chunk::RangeReader::Store(location.store, path))
     }
 
     /// Opens the store that holds this file, and the file's path in it.

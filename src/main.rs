@@ -1,5 +1,0 @@
-//! The `traffic` binary.
-
-fn main() {
-    std::process::exit(traffic::cli::main());
-}
