@@ -5,7 +5,7 @@
 //! them, and adding a dataflow is its folder plus one line there. The platform (crate `traffic`)
 //! never names a dataflow: [`application`] hands it this registry and the commands below.
 
-pub mod batch;
+mod batch;
 mod random;
 pub mod stream;
 mod up;

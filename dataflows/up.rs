@@ -9,9 +9,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::stream::produce::{produce, ProduceArgs};
 use traffic::cli::cluster::{worker_args, PlacementArgs};
 use traffic::cli::control::ControlArgs;
-use crate::stream::produce::{produce, ProduceArgs};
 use traffic::cluster::processes::ProcessGroup;
 use traffic::cluster::signals;
 use traffic::cluster::supervisor::supervise;

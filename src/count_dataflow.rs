@@ -76,7 +76,12 @@ impl Dataflow for CountDataflow {
                 }
             });
             numbers
-                .commit_at_frontier::<CountCommitter>((), Rc::new(RefCell::new(Some(()))), summary.clone(), context.clone())
+                .commit_at_frontier::<CountCommitter>(
+                    (),
+                    Rc::new(RefCell::new(Some(()))),
+                    summary.clone(),
+                    context.clone(),
+                )
                 .probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))

@@ -36,7 +36,7 @@ pub mod input;
 pub mod job;
 pub mod kafka;
 pub mod lake;
-pub mod logging;
+mod logging;
 pub mod parquet_sink;
 pub mod prefault;
 pub mod progress;

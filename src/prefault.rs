@@ -26,12 +26,13 @@ fn populate_spare_capacity<T>(values: &mut Vec<T>) {
     }
     #[cfg(target_os = "linux")]
     {
+        // SAFETY: sysconf takes only an integer name and reads no memory of ours.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
         let start = spare.as_mut_ptr() as usize;
         let (first, end) = (start.next_multiple_of(page), (start + bytes) / page * page);
         if end > first {
-            // The range lies inside this vector's own allocation, and populating pages does not
-            // change what they hold. An older kernel refuses the advice (EINVAL): the pages then
+            // SAFETY: The range lies inside this vector's own allocation, and populating pages does
+            // not change what they hold. An older kernel refuses the advice (EINVAL): the pages then
             // fault in as usual.
             unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_POPULATE_WRITE) };
         }

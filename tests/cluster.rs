@@ -150,6 +150,7 @@ fn a_cluster_runs_jobs_by_name_survives_kill_minus_nine_and_rescales() {
     // kill -9 one worker process: the supervisor restarts the cluster and the stream resumes.
     let workers = worker_pids(supervisor.id());
     assert_eq!(workers.len(), 2, "{workers:?}");
+    // SAFETY: kill takes plain integers; the pid is a live child of the supervisor just listed.
     unsafe { libc::kill(workers[1], libc::SIGKILL) };
     wait_for("the stream to resume", Duration::from_secs(90), || {
         request(&control, "GET", &format!("/v1/jobs/{stream_id}"), None, None)

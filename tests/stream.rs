@@ -55,6 +55,8 @@ fn wait_until_drained(kafka: &Kafka, topic: &str, output: &str, child: &mut Chil
 
 /// Stops a stream with SIGTERM and checks it exits 0 after its final checkpoint.
 fn stop_cleanly(child: Child) -> String {
+    // SAFETY: kill takes plain integers; `child` is owned here and not yet reaped, so its pid
+    // still names it.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "the stream did not stop cleanly: {}", output.status);

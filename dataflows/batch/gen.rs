@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use traffic::calendar::{civil_from_days, days_from_civil, iso_weekday};
 use crate::random::SplitMix64;
+use traffic::calendar::{civil_from_days, days_from_civil, iso_weekday};
 
 /// Options of `traffic gen counts`.
 #[derive(Args, Clone, Debug)]

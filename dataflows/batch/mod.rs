@@ -20,11 +20,6 @@ mod release;
 mod schema;
 mod week_profile;
 
-pub use manifest::{ChunkRecord, LoadCommit};
-pub use partials::{DailyPartial, Partial, Partials};
-pub use week_profile::ProfilePartial;
-pub use schema::{counts_schema, quarantine_schema};
-
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -36,11 +31,11 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use traffic::registry::Registration;
-use traffic::units::parse_size;
 use traffic::checkpoint::CommitAtFrontier;
 use traffic::job::{Dataflow, JobContext, JobHandle};
 use traffic::lake::{Lake, Location};
+use traffic::registry::Registration;
+use traffic::units::parse_size;
 
 /// Arguments of the `batch` dataflow.
 #[derive(Args, Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use traffic::calendar::{day_of, days_from_civil, month_index, MICROS_PER_DAY};
 use crate::batch::count_csv::CountColumns;
+use traffic::calendar::{day_of, days_from_civil, month_index, MICROS_PER_DAY};
 use traffic::prefault::vec_with_capacity;
 
 /// Junction ranges up to this size are counting-sorted.

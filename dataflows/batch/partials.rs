@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::week_profile::{empty_week, week_partials, week_slot, ProfilePartial, WeekProfiles, WeekSlots};
-use traffic::calendar::{day_of, iso_weekday, MICROS_PER_DAY, MICROS_PER_HOUR};
 use crate::batch::count_csv::CountColumns;
+use traffic::calendar::{day_of, iso_weekday, MICROS_PER_DAY, MICROS_PER_HOUR};
 
 /// The partial aggregates of one junction in one load: a record of the trend views' collection.
 ///
@@ -77,7 +77,8 @@ pub struct Partials {
 }
 
 impl Partials {
-    /// Computes the partials of `rows` in one pass.
+    /// Computes the partials of `rows` in one pass (the tests' reference).
+    #[cfg(test)]
     pub fn of(rows: &CountColumns) -> Partials {
         let mut builder = PartialsBuilder::default();
         builder.add(rows);

@@ -15,8 +15,8 @@ use timely::dataflow::{Scope, Stream};
 
 use super::manifest::{chunk_partials_dir, chunk_records_dir, ChunkRecord, LoadCommit, LOAD_COMMITS};
 use super::partials::Partials;
-use traffic::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
 use crate::batch::count_csv::{detect_layout, Layout};
+use traffic::checkpoint::{discard_staged, list_records, publish, stable_hash, STAGING};
 use traffic::input::{resolve_inputs, split_ranges, InputFile};
 use traffic::job::JobContext;
 use traffic::lake::Lake;

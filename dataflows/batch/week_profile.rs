@@ -69,6 +69,7 @@ impl WeekProfiles {
     }
 
     /// The partials of the hours with rows, in `(junction, weekday, hour)` order.
+    #[cfg(test)]
     pub fn partials(&self) -> impl Iterator<Item = ProfilePartial> + '_ {
         self.weeks().flat_map(|(junction, week)| week_partials(junction, week))
     }

@@ -84,7 +84,11 @@ impl Committer for CheckpointLog {
     type Setup = (Lake, CommitSettings);
     type Recovered = Recovered;
 
-    fn recover((lake, settings): (Lake, CommitSettings), recovered: Recovered, _peers: usize) -> Result<(Self, Vec<()>)> {
+    fn recover(
+        (lake, settings): (Lake, CommitSettings),
+        recovered: Recovered,
+        _peers: usize,
+    ) -> Result<(Self, Vec<()>)> {
         Ok((CheckpointLog::start(lake, settings, recovered)?, Vec::new()))
     }
 

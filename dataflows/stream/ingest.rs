@@ -13,8 +13,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, OkErr};
 use timely::dataflow::StreamVec;
 
-use super::epoch::{epoch_at, Totals};
 use super::columns::ReadingColumns;
+use super::epoch::{epoch_at, Totals};
 use super::partials::EpochPartials;
 use super::plan::Assignment;
 use super::reading::parse_reading;

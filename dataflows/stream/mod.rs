@@ -21,13 +21,7 @@ mod schema;
 pub mod simulator;
 mod windows;
 
-pub use checkpoint::{Checkpoint, StartAt, CHECKPOINTS};
-pub use epoch::Totals;
-pub use commit::alert_json;
-pub use episodes::{EpisodeRow, Thresholds};
 pub use reading::{parse_reading, Reading};
-pub use schema::{congestion_schema, quarantine_schema, readings_schema, windows_schema};
-pub use windows::{WindowRow, WindowSettings};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -42,15 +36,16 @@ use timely::dataflow::operators::{Concat, Concatenate, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use traffic::registry::Registration;
-use traffic::units::parse_duration;
+use checkpoint::StartAt;
+use commit::CommitItem;
+use episodes::{EpisodeInput, Thresholds};
+use plan::PlanItem;
 use traffic::checkpoint::CommitAtFrontier;
 use traffic::job::{Dataflow, JobContext, JobHandle};
 use traffic::lake::{Lake, Location};
-use commit::CommitItem;
-use episodes::EpisodeInput;
-use plan::PlanItem;
-use windows::AdmissionInput;
+use traffic::registry::Registration;
+use traffic::units::parse_duration;
+use windows::{AdmissionInput, WindowSettings};
 
 /// Arguments of the `stream` dataflow.
 #[derive(Args, Clone, Debug, PartialEq)]
@@ -202,7 +197,12 @@ impl Dataflow for StreamDataflow {
                 episode_items.map(CommitItem::from),
             ]);
             items
-                .commit_at_frontier::<commit::CheckpointLog>((lake, commit_settings), recovered, summary.clone(), context.clone())
+                .commit_at_frontier::<commit::CheckpointLog>(
+                    (lake, commit_settings),
+                    recovered,
+                    summary.clone(),
+                    context.clone(),
+                )
                 .probe_with(&probe);
         });
         Ok(JobHandle::new(move || probe.done(), summary))

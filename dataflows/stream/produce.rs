@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use traffic::kafka::Producer;
 use crate::stream::simulator::Simulator;
+use traffic::kafka::Producer;
 
 /// Options of `traffic produce`.
 #[derive(Args, Debug, Clone)]

@@ -183,85 +183,86 @@ pub fn admit<'scope>(
     input: StreamVec<'scope, u64, AdmissionInput>,
     settings: WindowSettings,
 ) -> (StreamVec<'scope, u64, AdmittedUpdate>, StreamVec<'scope, u64, AdmissionReport>) {
-    let output = input.unary_frontier::<CapacityContainerBuilder<Vec<Result<AdmittedUpdate, AdmissionReport>>>, _, _, _>(
-        Exchange::new(|item: &AdmissionInput| sensor_route(item.sensor())),
-        "Admit",
-        move |_capability, _info| {
-            let mut sensors: HashMap<String, SensorWindows> = HashMap::new();
-            // Sensors whose watermark moved since their windows were last checked for retirement.
-            let mut advanced: BTreeSet<String> = BTreeSet::new();
-            let mut stash: TimeStash<AdmissionInput> = TimeStash::default();
-            move |(input, frontier), output| {
-                stash.absorb(input);
-                for (cap, items) in stash.complete(frontier) {
-                    let epoch = *cap.time();
-                    let mut session = output.session(&cap);
-                    let mut touched = BTreeSet::new();
-                    let mut partials = Vec::new();
-                    for item in items {
-                        match item {
-                            AdmissionInput::Restore(state) => {
-                                for (&start, agg) in &state.windows {
-                                    session.give(Ok((((state.sensor.clone(), start), *agg), epoch, 1)));
+    let output = input
+        .unary_frontier::<CapacityContainerBuilder<Vec<Result<AdmittedUpdate, AdmissionReport>>>, _, _, _>(
+            Exchange::new(|item: &AdmissionInput| sensor_route(item.sensor())),
+            "Admit",
+            move |_capability, _info| {
+                let mut sensors: HashMap<String, SensorWindows> = HashMap::new();
+                // Sensors whose watermark moved since their windows were last checked for retirement.
+                let mut advanced: BTreeSet<String> = BTreeSet::new();
+                let mut stash: TimeStash<AdmissionInput> = TimeStash::default();
+                move |(input, frontier), output| {
+                    stash.absorb(input);
+                    for (cap, items) in stash.complete(frontier) {
+                        let epoch = *cap.time();
+                        let mut session = output.session(&cap);
+                        let mut touched = BTreeSet::new();
+                        let mut partials = Vec::new();
+                        for item in items {
+                            match item {
+                                AdmissionInput::Restore(state) => {
+                                    for (&start, agg) in &state.windows {
+                                        session.give(Ok((((state.sensor.clone(), start), *agg), epoch, 1)));
+                                    }
+                                    advanced.insert(state.sensor.clone());
+                                    sensors.insert(state.sensor.clone(), state);
                                 }
-                                advanced.insert(state.sensor.clone());
-                                sensors.insert(state.sensor.clone(), state);
+                                AdmissionInput::Partial(partial) => partials.push(partial),
                             }
-                            AdmissionInput::Partial(partial) => partials.push(partial),
                         }
-                    }
-                    for sensor in std::mem::take(&mut advanced) {
-                        let state = sensors.get_mut(&sensor).expect("sensor state");
-                        let open =
-                            state.windows.split_off(&(state.watermark - settings.window - settings.lateness + 1));
-                        for (start, agg) in std::mem::replace(&mut state.windows, open) {
-                            session.give(Ok((((sensor.clone(), start), agg), epoch, -1)));
-                        }
-                        touched.insert(sensor);
-                    }
-                    // Every partial of the epoch is judged against the watermarks of earlier
-                    // epochs, so the outcome does not depend on the order partials arrive in.
-                    let mut late = 0;
-                    let mut latest: HashMap<String, i64> = HashMap::new();
-                    for partial in partials {
-                        let state = sensors.entry(partial.sensor.clone()).or_insert_with(|| SensorWindows {
-                            sensor: partial.sensor.clone(),
-                            watermark: i64::MIN,
-                            ..Default::default()
-                        });
-                        if settings.is_closed(partial.window_start, state.watermark) {
-                            late += partial.agg.count as u64;
-                        } else {
-                            let key = (partial.sensor.clone(), partial.window_start);
-                            let mut merged = partial.agg;
-                            if let Some(previous) = state.windows.get(&partial.window_start) {
-                                session.give(Ok(((key.clone(), *previous), epoch, -1)));
-                                merged.merge(previous, 1);
+                        for sensor in std::mem::take(&mut advanced) {
+                            let state = sensors.get_mut(&sensor).expect("sensor state");
+                            let open =
+                                state.windows.split_off(&(state.watermark - settings.window - settings.lateness + 1));
+                            for (start, agg) in std::mem::replace(&mut state.windows, open) {
+                                session.give(Ok((((sensor.clone(), start), agg), epoch, -1)));
                             }
-                            state.windows.insert(partial.window_start, merged);
-                            session.give(Ok(((key, merged), epoch, 1)));
+                            touched.insert(sensor);
                         }
-                        let max = latest.entry(partial.sensor.clone()).or_insert(i64::MIN);
-                        *max = (*max).max(partial.max_event);
-                        touched.insert(partial.sensor);
-                    }
-                    for (sensor, max_event) in latest {
-                        let state = sensors.get_mut(&sensor).expect("sensor state");
-                        if max_event > state.watermark {
-                            state.watermark = max_event;
-                            advanced.insert(sensor);
+                        // Every partial of the epoch is judged against the watermarks of earlier
+                        // epochs, so the outcome does not depend on the order partials arrive in.
+                        let mut late = 0;
+                        let mut latest: HashMap<String, i64> = HashMap::new();
+                        for partial in partials {
+                            let state = sensors.entry(partial.sensor.clone()).or_insert_with(|| SensorWindows {
+                                sensor: partial.sensor.clone(),
+                                watermark: i64::MIN,
+                                ..Default::default()
+                            });
+                            if settings.is_closed(partial.window_start, state.watermark) {
+                                late += partial.agg.count as u64;
+                            } else {
+                                let key = (partial.sensor.clone(), partial.window_start);
+                                let mut merged = partial.agg;
+                                if let Some(previous) = state.windows.get(&partial.window_start) {
+                                    session.give(Ok(((key.clone(), *previous), epoch, -1)));
+                                    merged.merge(previous, 1);
+                                }
+                                state.windows.insert(partial.window_start, merged);
+                                session.give(Ok(((key, merged), epoch, 1)));
+                            }
+                            let max = latest.entry(partial.sensor.clone()).or_insert(i64::MIN);
+                            *max = (*max).max(partial.max_event);
+                            touched.insert(partial.sensor);
                         }
-                    }
-                    for sensor in touched {
-                        session.give(Err(AdmissionReport::State(sensors[&sensor].clone())));
-                    }
-                    if late > 0 {
-                        session.give(Err(AdmissionReport::Late(late)));
+                        for (sensor, max_event) in latest {
+                            let state = sensors.get_mut(&sensor).expect("sensor state");
+                            if max_event > state.watermark {
+                                state.watermark = max_event;
+                                advanced.insert(sensor);
+                            }
+                        }
+                        for sensor in touched {
+                            session.give(Err(AdmissionReport::State(sensors[&sensor].clone())));
+                        }
+                        if late > 0 {
+                            session.give(Err(AdmissionReport::Late(late)));
+                        }
                     }
                 }
-            }
-        },
-    );
+            },
+        );
     output.ok_err::<Vec<AdmittedUpdate>, _, Vec<AdmissionReport>, _, _>(|item| item)
 }
 
@@ -292,17 +293,15 @@ pub fn window_rows<'scope>(
     settings: WindowSettings,
 ) -> StreamVec<'scope, u64, WindowRow> {
     stats.inner.flat_map(move |(((sensor_id, window_start), agg), epoch, diff)| {
-        (diff > 0).then(|| {
-            WindowRow {
-                sensor_id,
-                window_start,
-                window_end: window_start + settings.window,
-                count: agg.count,
-                mean_speed: agg.mean_speed(),
-                min_speed: agg.speed_min as f64 / SCALE,
-                mean_density: agg.mean_density(),
-                epoch,
-            }
+        (diff > 0).then(|| WindowRow {
+            sensor_id,
+            window_start,
+            window_end: window_start + settings.window,
+            count: agg.count,
+            mean_speed: agg.mean_speed(),
+            min_speed: agg.speed_min as f64 / SCALE,
+            mean_density: agg.mean_density(),
+            epoch,
         })
     })
 }

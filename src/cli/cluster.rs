@@ -132,6 +132,8 @@ fn detach(args: &ClusterStartArgs) -> Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command.args(argv).stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: Between fork and exec the hook only calls setsid, which is async-signal-safe and
+    // neither allocates nor takes locks.
     unsafe {
         command.pre_exec(|| {
             libc::setsid();

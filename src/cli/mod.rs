@@ -1,7 +1,7 @@
 //! The `traffic` command line: the platform's commands (run, cluster, worker, submit, list,
 //! stop, broker) plus those the binary adds, over the dataflows of the binary's registry.
 
-pub mod broker;
+mod broker;
 pub mod cluster;
 pub mod control;
 mod run;

@@ -36,7 +36,12 @@ impl ControlOptions {
 }
 
 /// Starts serving the API; returns the bound address.
-pub fn serve(options: &ControlOptions, board: Arc<Board>, catalog: Catalog, registry: Arc<Registry>) -> Result<SocketAddr> {
+pub fn serve(
+    options: &ControlOptions,
+    board: Arc<Board>,
+    catalog: Catalog,
+    registry: Arc<Registry>,
+) -> Result<SocketAddr> {
     options.validate()?;
     let token = options.token.clone().filter(|t| !t.is_empty());
     let submit_lock = Arc::new(Mutex::new(()));
@@ -67,8 +72,7 @@ fn handle(request: &Request, board: &Board, catalog: &Catalog, registry: &Regist
             Reply::ok(json!({ "stopping": true }))
         }
         ("GET", ["v1", "dataflows"]) => {
-            let list: Vec<_> =
-                registry.iter().map(|r| json!({ "name": r.name, "about": r.about })).collect();
+            let list: Vec<_> = registry.iter().map(|r| json!({ "name": r.name, "about": r.about })).collect();
             Reply::ok(json!(list))
         }
         ("GET", ["v1", "jobs"]) => Reply::ok(json!(board.jobs().iter().map(|j| view(j, board)).collect::<Vec<_>>())),

@@ -1,18 +1,19 @@
 //! The cluster: processes of Timely workers, how they are placed, started and kept fail-stop.
 
-pub mod board;
+mod board;
 pub mod catalog;
-pub mod connect;
-pub mod control;
-pub mod execute;
-pub mod failstop;
-pub mod hostfile;
+mod connect;
+pub(crate) mod control;
+mod execute;
+pub(crate) mod failstop;
+pub(crate) mod hostfile;
 pub mod launcher;
 pub mod processes;
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod signals;
-pub mod spec;
+mod spec;
 pub mod supervisor;
+mod worker_loop;
 
 pub use execute::run_job;
 pub use failstop::{fail_stop, install_panic_hook};

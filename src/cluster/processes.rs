@@ -80,6 +80,8 @@ impl ProcessGroup {
             if index > 0 {
                 command.stderr(Stdio::piped()).stdout(Stdio::null());
             }
+            // SAFETY: Between fork and exec the hook only calls prctl and setpgid with plain integers;
+            // both are raw system calls that neither allocate nor take locks.
             unsafe {
                 command.pre_exec(|| {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -133,6 +135,8 @@ impl ProcessGroup {
     pub fn signal(&self, signal: i32) {
         for (child, status) in self.children.iter().zip(&self.statuses) {
             if status.is_none() {
+                // SAFETY: kill takes plain integers; the child has not been reaped (no status yet), so
+                // its pid still names it.
                 unsafe { libc::kill(child.id() as i32, signal) };
             }
         }

@@ -2,14 +2,10 @@
 //! arrive (the same commands, in the same order, on every worker), and the first worker of
 //! process 0 keeps the catalog and the board the control API reads.
 
-use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
-use timely::synchronization::Sequencer;
+use anyhow::Result;
 use timely::worker::Worker;
 
 use super::board::{Board, ClusterCommand, ClusterInfo};
@@ -17,7 +13,8 @@ use super::catalog::{now_ms, Catalog, JobRecord, JobState, MAX_FAILURES};
 use super::control::{self, ControlOptions};
 use super::failstop::describe;
 use super::spec::ClusterSpec;
-use crate::job::{Failure, JobContext, JobHandle};
+use super::worker_loop::{run_workers, Host, InstalledJob};
+use crate::job::{Failure, JobContext};
 use crate::registry::Registry;
 
 /// How to run one worker process.
@@ -31,13 +28,6 @@ pub struct WorkerOptions {
     pub lake: String,
     /// The control API (served by process 0 only).
     pub control: Option<ControlOptions>,
-}
-
-struct Installed {
-    handle: JobHandle,
-    dataflows: std::ops::Range<usize>,
-    stop: Rc<Cell<bool>>,
-    stopped_by_user: bool,
 }
 
 /// Runs this process's workers until the cluster is shut down.
@@ -61,97 +51,52 @@ pub fn run_worker(options: WorkerOptions, registry: Arc<Registry>) -> Result<()>
             log::info!(target: "traffic", "control API on http://{address}");
         }
     }
-    super::signals::install_stop_handlers();
-    let (workers, process) = (options.spec.workers, options.spec.process);
-    let (allocators, network) = super::connect::allocators(&options.spec)?;
-    let guards = timely::execute::execute_from(allocators, network, timely::WorkerConfig::default(), move |worker| {
-        let mut commands: Sequencer<ClusterCommand> = Sequencer::new(worker, Instant::now());
-        let leader = worker.index() == 0;
-        let mut jobs: BTreeMap<u64, Installed> = BTreeMap::new();
-        let (mut shutting_down, mut asked) = (false, false);
-        loop {
-            if leader {
-                for command in board.take_commands() {
-                    commands.push(command);
-                }
-            }
-            if worker.index() % workers == 0 && !asked && super::signals::stop_requested() {
-                commands.push(ClusterCommand::Shutdown);
-                asked = true;
-            }
-            for command in &mut commands {
-                match command {
-                    ClusterCommand::Start { id, .. } if jobs.contains_key(&id) => {}
-                    ClusterCommand::Start { id, name, args } => {
-                        let installed = install(worker, id, &name, &args, &board, &catalog, &registry, process);
-                        if shutting_down {
-                            installed.stop.set(true);
-                        }
-                        jobs.insert(id, installed);
-                    }
-                    ClusterCommand::Stop(id) => {
-                        if let Some(job) = jobs.get_mut(&id) {
-                            job.stop.set(true);
-                            job.stopped_by_user = true;
-                        }
-                    }
-                    ClusterCommand::Shutdown => {
-                        shutting_down = true;
-                        jobs.values().for_each(|job| job.stop.set(true));
-                    }
-                }
-            }
-            let done: Vec<u64> = jobs.iter().filter(|(_, job)| job.handle.is_done()).map(|(id, _)| *id).collect();
-            for id in done {
-                let job = jobs.remove(&id).expect("finished job");
-                if leader {
-                    record_end(&catalog, &board, id, &job, shutting_down);
-                }
-                for index in job.dataflows {
-                    worker.drop_dataflow(index);
-                }
-            }
-            if shutting_down && jobs.is_empty() {
-                break;
-            }
-            worker.step_or_park(Some(Duration::from_millis(20)));
-        }
-    })
-    .map_err(|e| anyhow!("cannot start the Timely cluster: {e}"))?;
-    for result in guards.join() {
-        result.map_err(|panic| anyhow!("a worker failed: {panic}"))?;
-    }
-    Ok(())
+    let host = ClusterHost { board, catalog, registry, process: options.spec.process };
+    run_workers(&options.spec, Arc::new(host))
 }
 
-/// Installs a job on this worker. A job that cannot be installed is a job failure: recorded,
-/// then the process stops (the other workers are in the middle of installing it too).
-fn install(
-    worker: &mut Worker,
-    id: u64,
-    name: &str,
-    args: &[String],
-    board: &Board,
-    catalog: &Catalog,
-    registry: &Registry,
+/// The host of a cluster's worker process: jobs come from the board (the control API) and
+/// their ends go to the catalog.
+struct ClusterHost {
+    board: Arc<Board>,
+    catalog: Catalog,
+    registry: Arc<Registry>,
     process: usize,
-) -> Installed {
-    let recorder = catalog.clone();
-    let failure = Failure::recorded_by(move |error| {
-        if let Err(e) = recorder.record_failure(id, process, &describe(error)) {
-            log::error!(target: "traffic", "cannot record the failure of job {id}: {e:#}");
-        }
-    });
-    let context = JobContext { progress: board.progress(id), stop: Rc::default(), failure };
-    let first = worker.next_dataflow_index();
-    let handle = registry
-        .build(name, args)
-        .and_then(|d| d.install(worker, &context))
-        .unwrap_or_else(|e| context.fail(&e.context(format!("job {id} ({name})"))));
-    if worker.index() == 0 {
-        log::info!(target: "traffic", "job {id}: {name} installed");
+}
+
+impl Host for ClusterHost {
+    fn take_commands(&self) -> Vec<ClusterCommand> {
+        self.board.take_commands()
     }
-    Installed { handle, dataflows: first..worker.next_dataflow_index(), stop: context.stop, stopped_by_user: false }
+
+    /// A job that cannot be installed is a job failure: recorded, then the process stops.
+    fn install(&self, worker: &mut Worker, id: u64, name: &str, args: &[String]) -> InstalledJob {
+        let (recorder, process) = (self.catalog.clone(), self.process);
+        let failure = Failure::recorded_by(move |error| {
+            if let Err(e) = recorder.record_failure(id, process, &describe(error)) {
+                log::error!(target: "traffic", "cannot record the failure of job {id}: {e:#}");
+            }
+        });
+        let context = JobContext { progress: self.board.progress(id), stop: Rc::default(), failure };
+        let installed = InstalledJob::install(worker, context.stop.clone(), |worker| {
+            self.registry
+                .build(name, args)
+                .and_then(|d| d.install(worker, &context))
+                .unwrap_or_else(|e| context.fail(&e.context(format!("job {id} ({name})"))))
+        });
+        if worker.index() == 0 {
+            log::info!(target: "traffic", "job {id}: {name} installed");
+        }
+        installed
+    }
+
+    fn ended(&self, id: u64, job: &InstalledJob, shutting_down: bool) {
+        record_end(&self.catalog, &self.board, id, job, shutting_down);
+    }
+
+    fn exits_when_idle(&self) -> bool {
+        false
+    }
 }
 
 /// At start: the jobs to install again, and the ones that failed too often to try again.
@@ -194,7 +139,7 @@ fn check(job: &JobRecord, registry: &Registry) -> Result<(), String> {
 }
 
 /// Records how a job ended. A job interrupted by a cluster shutdown stays `running`, to resume.
-fn record_end(catalog: &Catalog, board: &Board, id: u64, job: &Installed, shutting_down: bool) {
+fn record_end(catalog: &Catalog, board: &Board, id: u64, job: &InstalledJob, shutting_down: bool) {
     let Some(mut record): Option<JobRecord> = board.job(id) else { return };
     record.state = if job.stopped_by_user {
         JobState::Stopped

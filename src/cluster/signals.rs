@@ -10,7 +10,7 @@ static FIRST_AT_MS: AtomicI64 = AtomicI64::new(0);
 
 fn monotonic_ms() -> i64 {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // clock_gettime is async-signal-safe.
+    // SAFETY: clock_gettime is async-signal-safe and only writes the `timespec` borrowed here.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     now.tv_sec * 1000 + now.tv_nsec / 1_000_000
 }
@@ -21,13 +21,16 @@ extern "C" fn on_signal(signal: libc::c_int) {
     if RECEIVED.fetch_add(1, Ordering::SeqCst) == 0 {
         FIRST_AT_MS.store(now, Ordering::SeqCst);
     } else if now - FIRST_AT_MS.load(Ordering::SeqCst) >= 1000 {
-        // The user insists. Only async-signal-safe calls here.
+        // SAFETY: The user insists. _exit is async-signal-safe and takes a plain integer; only
+        // async-signal-safe calls here.
         unsafe { libc::_exit(128 + signal) };
     }
 }
 
 /// Routes SIGINT and SIGTERM to [`stop_requested`].
 pub fn install_stop_handlers() {
+    // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only touches atomics and calls
+    // async-signal-safe functions (clock_gettime, _exit), so it is a sound signal handler.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);

@@ -1,8 +1,8 @@
 //! A small HTTP/1.1 layer for the control API: a server on the I/O runtime and a blocking client.
 //! One request per connection, JSON bodies, bearer-token authentication.
 
-pub mod client;
-pub mod server;
+mod client;
+mod server;
 
 pub use client::{request, Response};
 pub use server::{serve, Reply, Request};

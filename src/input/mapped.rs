@@ -18,18 +18,24 @@ struct Mapping {
     len: usize,
 }
 
-// The mapping is read-only and only unmapped on drop, by its single owner.
+// SAFETY: The mapping is read-only and only unmapped on drop, by its single owner, so it may
+// move to another thread.
 unsafe impl Send for Mapping {}
+// SAFETY: Shared access only reads the read-only mapping; nothing mutates it through `&self`.
 unsafe impl Sync for Mapping {}
 
 impl AsRef<[u8]> for Mapping {
     fn as_ref(&self) -> &[u8] {
+        // SAFETY: `address` is a live mapping of `len` readable bytes (non-zero, as `mmap` succeeded)
+        // that stays mapped until `self` drops, which outlives the returned borrow.
         unsafe { std::slice::from_raw_parts(self.address as *const u8, self.len) }
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // SAFETY: `address` and `len` are exactly what `mmap` returned and was given; this is the
+        // only unmap, and no slice of it outlives the owner being dropped.
         unsafe { libc::munmap(self.address, self.len) };
     }
 }
@@ -45,9 +51,12 @@ pub fn map_range(file: &File, range: Range<u64>) -> Result<Option<Bytes>> {
     if range.end > size {
         bail!("the file is {size} bytes, shorter than when the load was planned (it ends at {})", range.end);
     }
+    // SAFETY: sysconf takes only an integer name and reads no memory of ours.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
     let start = range.start - range.start % page;
     let len = (range.end - start) as usize;
+    // SAFETY: A new read-only private mapping at an address of the kernel's choosing touches no
+    // existing memory; the fd is open for the call and the offset is page-aligned. Failure is checked.
     let address = unsafe {
         libc::mmap(
             std::ptr::null_mut(),

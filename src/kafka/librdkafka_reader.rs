@@ -48,11 +48,14 @@ pub struct LibrdkafkaReader {
 /// thousand messages instead of a poll, a clock read and a lock per message.
 struct ConsumerQueue(*mut ffi::rd_kafka_queue_t);
 
-// The queue handle is only used by the reader that owns it; librdkafka queues are thread-safe.
+// SAFETY: The queue handle is only used by the reader that owns it; librdkafka queues are
+// thread-safe.
 unsafe impl Send for ConsumerQueue {}
 
 impl Drop for ConsumerQueue {
     fn drop(&mut self) {
+        // SAFETY: The handle came from `rd_kafka_queue_get_consumer` and is released only here, once,
+        // before the consumer it belongs to (the reader declares `queue` before `consumer`).
         unsafe { ffi::rd_kafka_queue_destroy(self.0) };
     }
 }
@@ -71,6 +74,8 @@ impl LibrdkafkaReader {
             assignment.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))?;
         }
         consumer.assign(&assignment).with_context(|| format!("cannot assign partitions of '{topic}'"))?;
+        // SAFETY: `native_ptr` is the live handle of `consumer`, which the reader keeps for as long as
+        // the queue; a null result is checked below.
         let queue = unsafe { ffi::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
         if queue.is_null() {
             bail!("librdkafka gave no consumer queue");
@@ -91,6 +96,8 @@ impl LibrdkafkaReader {
         let mut wait = budget.as_millis().min(i32::MAX as u128) as i32;
         let mut count = 0;
         while count < max {
+            // SAFETY: The queue handle is live, and `batch` has room for the `BATCH` message pointers
+            // librdkafka may write.
             let taken = unsafe { ffi::rd_kafka_consume_batch_queue(self.queue.0, wait, batch.as_mut_ptr(), BATCH) };
             if taken <= 0 {
                 break;
@@ -98,10 +105,13 @@ impl LibrdkafkaReader {
             wait = 0;
             let mut fatal = None;
             for &pointer in &batch[..taken as usize] {
-                // Each message stays valid until destroyed, right after its callback.
+                // SAFETY: The first `taken` pointers are non-null messages librdkafka handed over; each
+                // stays valid until destroyed, right after its callback.
                 let message = unsafe { &*pointer };
                 if message.err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
                     let payload = (!message.payload.is_null())
+                        // SAFETY: A non-null payload points at `len` bytes owned by the message, which
+                        // outlives the callback (`each` cannot keep the borrowed record past it).
                         .then(|| unsafe { std::slice::from_raw_parts(message.payload as *const u8, message.len) });
                     if let Some(next) = self.next.get_mut(&message.partition) {
                         *next = message.offset + 1;
@@ -113,6 +123,8 @@ impl LibrdkafkaReader {
                 } else if message.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
                     log::warn!(target: "traffic", "Kafka: {:?} on {}/{} (retrying)", RDKafkaErrorCode::from(message.err), self.topic, message.partition);
                 }
+                // SAFETY: The message is ours to destroy, once; no borrow of it (`message`, the payload)
+                // is used after this.
                 unsafe { ffi::rd_kafka_message_destroy(pointer) };
             }
             if let Some(code) = fatal {
@@ -152,6 +164,8 @@ impl LibrdkafkaReader {
         for (&partition, &next) in &self.next {
             let (mut low, mut high) = (-1i64, -1i64);
             let error =
+                // SAFETY: `client` is the consumer's live handle, `topic` a NUL-terminated string alive
+                // for the call, and `low`/`high` valid places for librdkafka to write.
                 unsafe { ffi::rd_kafka_get_watermark_offsets(client, topic.as_ptr(), partition, &mut low, &mut high) };
             if error == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 {
                 lag += (high - next).max(0) as u64;

@@ -20,8 +20,8 @@ pub struct EmbeddedBroker {
     bootstrap: String,
 }
 
-// The mock cluster runs on its own librdkafka thread and locks its state; the handle is only
-// used to create topics and to destroy it.
+// SAFETY: The mock cluster runs on its own librdkafka thread and locks its state; the handle is
+// only used to create topics and to destroy it.
 unsafe impl Send for EmbeddedBroker {}
 
 impl EmbeddedBroker {
@@ -29,17 +29,23 @@ impl EmbeddedBroker {
     /// through a small TCP relay (the mock cluster itself listens on a random port).
     pub fn start(port: Option<u16>) -> Result<EmbeddedBroker> {
         let client: BaseProducer = ClientConfig::new().create().context("cannot create the mock cluster's client")?;
+        // SAFETY: `native_ptr` is the live handle of `client`, which the broker keeps (and drops
+        // after the cluster), so it outlives the mock cluster created in it.
         let cluster = unsafe { ffi::rd_kafka_mock_cluster_new(client.client().native_ptr(), 1) };
         if cluster.is_null() {
             bail!("cannot start librdkafka's mock cluster");
         }
         let internal =
+            // SAFETY: `cluster` is non-null and live; librdkafka returns a NUL-terminated string it
+            // owns for the cluster's life, copied here before anything can destroy it.
             unsafe { CStr::from_ptr(ffi::rd_kafka_mock_cluster_bootstraps(cluster)) }.to_string_lossy().into_owned();
         let mut broker = EmbeddedBroker { cluster, _client: client, bootstrap: internal.clone() };
         if let Some(port) = port {
             let listener =
                 TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
             let host = CString::new("127.0.0.1").expect("no NUL");
+            // SAFETY: `cluster` is live and `host` is a NUL-terminated string that outlives the call
+            // (librdkafka copies it).
             unsafe { ffi::rd_kafka_mock_broker_set_host_port(cluster, 1, host.as_ptr(), port as i32) };
             std::thread::spawn(move || relay(listener, internal));
             broker.bootstrap = format!("127.0.0.1:{port}");
@@ -55,6 +61,7 @@ impl EmbeddedBroker {
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
         let name = CString::new(topic).context("topic names cannot hold NUL")?;
+        // SAFETY: `self.cluster` stays live until drop, and `name` is NUL-terminated and outlives the call.
         let error = unsafe { ffi::rd_kafka_mock_topic_create(self.cluster, name.as_ptr(), partitions, 1) };
         if error != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             bail!("cannot create topic '{topic}': {error:?}");
@@ -65,6 +72,8 @@ impl EmbeddedBroker {
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
+        // SAFETY: `self.cluster` came from `rd_kafka_mock_cluster_new`, is destroyed only here, once,
+        // and its client handle (`_client`) is still alive: fields drop after this.
         unsafe { ffi::rd_kafka_mock_cluster_destroy(self.cluster) };
     }
 }

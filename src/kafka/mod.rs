@@ -2,11 +2,11 @@
 //! or librdkafka), and through librdkafka a batching producer, topic metadata, and the embedded
 //! mock broker.
 
-pub mod fetch;
-pub mod librdkafka_reader;
+mod fetch;
+mod librdkafka_reader;
 pub mod mock;
-pub mod producer;
-pub mod reader;
+mod producer;
+mod reader;
 mod record;
 
 use std::collections::BTreeMap;

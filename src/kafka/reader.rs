@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 
 use super::fetch::FetchReader;
-use super::record::Record;
 use super::librdkafka_reader::{reader_config, LibrdkafkaReader};
+use super::record::Record;
 
 /// The client a reader reads with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,10 +15,6 @@ use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 pub struct Entry {
     /// Path relative to the lake root, `/`-separated.
     pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// The store's metadata.
-    pub meta: ObjectMeta,
 }
 
 /// A dataset root in an object store, with the few operations the platform's commit protocols need.
@@ -38,11 +34,6 @@ impl Lake {
     /// The lake's URL, safe to print.
     pub fn url(&self) -> &str {
         &self.location.url
-    }
-
-    /// The underlying location.
-    pub fn location(&self) -> &Location {
-        &self.location
     }
 
     fn path(&self, relative: &str) -> Path {
@@ -100,7 +91,9 @@ impl Lake {
         })
     }
 
-    /// [`Lake::publish`] for several files, a few at a time.
+    /// Moves each staged file to its final name, a few at a time; a move whose source is gone
+    /// and whose target exists is already done, so that a publication interrupted by a crash can
+    /// simply be repeated.
     pub fn publish_many(&self, moves: &[(String, String)]) -> Result<()> {
         self.for_each_concurrently(moves.to_vec(), |(from, to)| async move {
             let (source, target) = (self.path(&from), self.path(&to));
@@ -151,27 +144,11 @@ impl Lake {
             .into_iter()
             .filter_map(|meta| {
                 let path = self.location.relative(&meta.location)?;
-                Some(Entry { path, size: meta.size, meta })
+                Some(Entry { path })
             })
             .collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(entries)
-    }
-
-    /// Moves `from` to `to`; succeeds without doing anything if `from` is gone and `to` exists,
-    /// so that a publication interrupted by a crash can simply be repeated.
-    pub fn publish(&self, from: &str, to: &str) -> Result<()> {
-        self.publish_many(&[(from.to_string(), to.to_string())])
-    }
-
-    /// Whether an object exists at `relative`.
-    pub fn exists(&self, relative: &str) -> Result<bool> {
-        let path = self.path(relative);
-        match crate::runtime::block_on(self.location.store.head(&path)) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("cannot stat {}/{relative}", self.url())),
-        }
     }
 
     /// Removes empty directories left under `prefix` by moves and deletes (local lakes only;
@@ -218,8 +195,9 @@ mod tests {
     fn publish_is_idempotent() {
         let lake = Lake::open("memory://lake-test2").unwrap();
         lake.put("_staging/x", Bytes::from_static(b"x")).unwrap();
-        lake.publish("_staging/x", "data/x").unwrap();
-        lake.publish("_staging/x", "data/x").unwrap();
+        let moves = [("_staging/x".to_string(), "data/x".to_string())];
+        lake.publish_many(&moves).unwrap();
+        lake.publish_many(&moves).unwrap();
         let listed: Vec<String> = lake.list("").unwrap().into_iter().map(|e| e.path).collect();
         assert_eq!(listed, vec!["data/x".to_string()]);
     }

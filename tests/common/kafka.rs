@@ -29,7 +29,11 @@ pub fn broker() -> &'static Kafka {
 
 fn start() -> Kafka {
     let libs = libs();
-    assert!(libs.join("kafka_2.13-4.4.0.jar").exists(), "no Kafka jars in {} (run .ci/install-kafka)", libs.display());
+    assert!(
+        libs.join("kafka_2.13-4.4.0.jar").exists(),
+        "no Kafka jars in {} (tests/run installs them; or run .ci/install-kafka)",
+        libs.display()
+    );
     let ports = traffic::cluster::launcher::free_addresses(2).unwrap();
     let dir = std::env::temp_dir().join(format!("traffic-kafka-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

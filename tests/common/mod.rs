@@ -104,13 +104,17 @@ pub fn spawn_for_life(command: &mut Command) {
         std::thread::spawn(move || {
             let mut children = Vec::new();
             for (mut command, done) in rx {
+                // SAFETY: Between fork and exec the hook only calls prctl with plain integers, a raw
+                // system call that neither allocates nor takes locks.
                 unsafe {
                     command.pre_exec(|| {
                         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                         Ok(())
                     });
                 }
-                children.push(command.spawn().expect("cannot start a test server"));
+                let program = command.get_program().to_string_lossy().into_owned();
+                let child = command.spawn().unwrap_or_else(|e| panic!("cannot start the test server {program}: {e}"));
+                children.push(child);
                 let _ = done.send(());
             }
         });

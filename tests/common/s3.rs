@@ -40,7 +40,10 @@ fn weed_binary() -> PathBuf {
     if cached.exists() {
         return cached;
     }
-    PathBuf::from("weed")
+    panic!(
+        "no SeaweedFS server: {} does not exist and TRAFFIC_WEED is not set (tests/run builds it; or run .ci/install-seaweedfs)",
+        cached.display()
+    )
 }
 
 /// The server, started on first use; it stops when the test process exits.
