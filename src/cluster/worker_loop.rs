@@ -49,8 +49,8 @@ pub(super) struct InstalledJob {
     pub stop: Rc<Cell<bool>>,
     /// Whether a user stopped it (rather than a shutdown).
     pub stopped_by_user: bool,
-    /// The worker's dataflows that make it up, dropped once it is done.
-    dataflows: std::ops::Range<usize>,
+    /// The indices of the worker's Timely dataflows that make it up, dropped once it is done.
+    indices: std::ops::Range<usize>,
 }
 
 impl InstalledJob {
@@ -62,7 +62,7 @@ impl InstalledJob {
     ) -> InstalledJob {
         let first = worker.next_dataflow_index();
         let handle = install(worker);
-        InstalledJob { handle, stop, stopped_by_user: false, dataflows: first..worker.next_dataflow_index() }
+        InstalledJob { handle, stop, stopped_by_user: false, indices: first..worker.next_dataflow_index() }
     }
 }
 
@@ -102,7 +102,7 @@ pub(super) fn run_workers(spec: &ClusterSpec, host: Arc<dyn Host>) -> Result<()>
                 if leader {
                     host.ended(id, &job, shutting_down);
                 }
-                for index in job.dataflows {
+                for index in job.indices {
                     worker.drop_dataflow(index);
                 }
             }
