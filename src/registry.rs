@@ -25,8 +25,15 @@ pub struct Registration {
 impl Registration {
     /// Parses `args` (without the name) and builds the dataflow.
     pub fn parse(&self, args: &[String]) -> Result<Arc<dyn Dataflow>> {
-        let matches =
-            (self.command)().no_binary_name(true).try_get_matches_from(args).map_err(|e| anyhow!("{}", e.render()))?;
+        let matches = (self.command)().no_binary_name(true).try_get_matches_from(args).map_err(|e| {
+            // clap's text: `error: ` and the message (on several lines when it lists arguments),
+            // a blank line, then usage and a hint. One line of it.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let message = message.join(" ");
+            let message = message.trim_start_matches("error: ");
+            anyhow!("{} arguments: {message} (see `traffic run {} --help`)", self.name, self.name)
+        })?;
         (self.build)(&matches)
     }
 }
@@ -59,5 +66,20 @@ impl Registry {
     /// The dataflow called `name`, built from `args`.
     pub fn build(&self, name: &str, args: &[String]) -> Result<Arc<dyn Dataflow>> {
         self.find(name)?.parse(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_argument_is_one_line_naming_what_is_missing() {
+        let registry = Registry::new(vec![crate::count_dataflow::registration()]);
+        let error = registry.build("count", &["--input".into(), "x".into()]).err().expect("--to is missing");
+        let text = error.to_string();
+        assert!(!text.contains('\n') && !text.starts_with("error"), "{text:?}");
+        assert!(text.starts_with("count arguments: the following required arguments were not provided"), "{text}");
+        assert!(text.contains("--to <TO>") && text.contains("traffic run count --help"), "{text}");
     }
 }

@@ -134,7 +134,8 @@ fn a_cluster_runs_jobs_by_name_survives_kill_minus_nine_and_rescales() {
     wait_for("live stream figures", Duration::from_secs(60), || {
         job(&control, stream_id)["figures"]["read"].as_u64() > Some(0)
     });
-    let listed = run_ok(&["list", "--control", &control], &[]);
+    // The control address also as the URL `traffic up` prints.
+    let listed = run_ok(&["list", "--control", &format!("http://{control}/")], &[]);
     assert!(
         listed.contains("batch")
             && listed.contains("finished")
@@ -298,4 +299,22 @@ fn the_control_api_needs_a_token_beyond_loopback() {
     assert!(listed.status.success());
     request(&local, "POST", "/v1/cluster/stop", None, Some("correct-horse")).unwrap();
     assert!(supervisor.wait().unwrap().success());
+}
+
+#[test]
+fn help_after_a_dataflow_name_shows_the_dataflow_options() {
+    // Nothing listens on port 1: submit's help is answered locally, never by the API.
+    for (command, options) in [("run", &[][..]), ("submit", &["--control", "127.0.0.1:1"][..])] {
+        let args: Vec<&str> = [command].iter().chain(options).chain(&["batch", "--help"]).copied().collect();
+        let out = run_ok(&args, &[]);
+        assert!(out.contains(&format!("Usage: traffic {command} batch")), "{out}");
+        assert!(out.contains("--input <INPUTS>") && out.contains("--chunk-size"), "{out}");
+        let general = run_ok(&[command, "--help"], &[]);
+        assert!(general.contains(&format!("Usage: traffic {command}")) && general.contains("<DATAFLOW>"), "{general}");
+    }
+    let out = run_ok(&["run", "stream", "-h"], &[]);
+    assert!(out.contains("--brokers <BROKERS>") && out.contains("--processes"), "{out}");
+    let refused = run(&["list", "--control", "https://127.0.0.1:7077"], &[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("plain HTTP"), "{refused:?}");
 }

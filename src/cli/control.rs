@@ -5,13 +5,15 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::{is_help, print_help};
 use crate::http::request;
+use crate::registry::Registry;
 
 /// Where the control API is, and the token it wants.
 #[derive(Args, Debug, Clone)]
 pub struct ControlArgs {
-    /// Control API address (process 0 of the cluster).
-    #[arg(long, env = "TRAFFIC_CONTROL", default_value = "127.0.0.1:7077")]
+    /// Control API address (process 0 of the cluster): host:port, or http://host:port.
+    #[arg(long, env = "TRAFFIC_CONTROL", default_value = "127.0.0.1:7077", value_parser = control_address)]
     pub control: String,
     /// Bearer token of the control API.
     #[arg(long, env = "TRAFFIC_TOKEN", hide_env_values = true)]
@@ -31,20 +33,44 @@ impl ControlArgs {
     }
 }
 
-/// Options of `traffic submit`.
+/// A control address as `host:port`, also when given as the URL `traffic up` prints.
+fn control_address(text: &str) -> Result<String, String> {
+    let address = text.trim();
+    if address.starts_with("https://") {
+        return Err("the control API speaks plain HTTP: give host:port or http://host:port".into());
+    }
+    let address = address.strip_prefix("http://").unwrap_or(address).trim_end_matches('/');
+    if address.is_empty() || address.contains('/') {
+        return Err(format!("'{text}' is not host:port or http://host:port"));
+    }
+    Ok(address.to_string())
+}
+
+/// Options of `traffic submit`. Its own help flag is off, so that `--help` after the dataflow's
+/// name reaches the dataflow's arguments (and prints their help).
 #[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
 pub struct SubmitArgs {
     #[command(flatten)]
     control: ControlArgs,
     /// The dataflow to run (see `traffic dataflows`).
+    #[arg(allow_hyphen_values = true)]
     dataflow: String,
     /// Its arguments, as for `traffic run`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
 
-/// `traffic submit`: prints the new job's id.
-pub fn submit(args: SubmitArgs) -> Result<()> {
+/// `traffic submit`: prints the new job's id; with `--help`, the dataflow's options.
+pub fn submit(args: SubmitArgs, registry: &Registry) -> Result<()> {
+    if is_help(&args.dataflow) {
+        return print_help("submit");
+    }
+    if args.args.iter().any(|a| is_help(a)) {
+        let registration = registry.find(&args.dataflow)?;
+        let command = (registration.command)().bin_name(format!("traffic submit {}", registration.name));
+        return Ok(command.about(registration.about).print_help()?);
+    }
     let body = json!({ "name": args.dataflow, "args": args.args });
     let answer = args.control.call("POST", "/v1/jobs", Some(&body))?;
     println!("{}", answer["id"]);
@@ -109,4 +135,19 @@ pub fn shutdown(control: ControlArgs) -> Result<()> {
     control.call("POST", "/v1/cluster/stop", None)?;
     println!("the cluster is stopping; running jobs checkpoint now and resume at the next start");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_addresses_are_host_port_or_a_plain_http_url() {
+        assert_eq!(control_address("127.0.0.1:7077").unwrap(), "127.0.0.1:7077");
+        assert_eq!(control_address("http://127.0.0.1:7077").unwrap(), "127.0.0.1:7077");
+        assert_eq!(control_address("http://localhost:7077/").unwrap(), "localhost:7077");
+        assert!(control_address("https://127.0.0.1:7077").unwrap_err().contains("plain HTTP"));
+        assert!(control_address("http://host:1/v1/jobs").is_err());
+        assert!(control_address("").is_err());
+    }
 }

@@ -90,6 +90,20 @@ pub fn main(application: Application) -> i32 {
     }
 }
 
+/// Whether `arg` asks for help.
+fn is_help(arg: &str) -> bool {
+    arg == "--help" || arg == "-h"
+}
+
+/// Prints the help of the platform's subcommand `name` (one whose own help flag is off, so that
+/// the flag can reach a dataflow's arguments).
+fn print_help(name: &str) -> Result<()> {
+    let mut command = Cli::command();
+    command.build();
+    let subcommand = command.find_subcommand_mut(name).expect("a platform subcommand");
+    Ok(subcommand.print_help()?)
+}
+
 fn run_platform_command(command: Command, registry: Arc<Registry>) -> Result<()> {
     match command {
         Command::Run(args) => run::run(args, registry),
@@ -104,7 +118,7 @@ fn run_platform_command(command: Command, registry: Arc<Registry>) -> Result<()>
         Command::Cluster(ClusterCommand::Status(args)) => control::status(args),
         Command::Cluster(ClusterCommand::Stop(args)) => control::shutdown(args),
         Command::Worker(args) => cluster::worker(args, registry),
-        Command::Submit(args) => control::submit(args),
+        Command::Submit(args) => control::submit(args, &registry),
         Command::List(args) => control::list(args),
         Command::Stop { control, id } => control::stop(control, id),
     }

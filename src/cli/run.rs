@@ -9,10 +9,13 @@ use clap::{Args, FromArgMatches};
 use crate::cluster::{launch_local, run_job, ClusterArgs};
 use crate::registry::Registry;
 
-/// Options of `traffic run`.
+/// Options of `traffic run`. Its own help flag is off, so that `--help` after the dataflow's name
+/// reaches the dataflow's arguments (and prints their help).
 #[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
     /// The dataflow to run (see `traffic dataflows`).
+    #[arg(allow_hyphen_values = true)]
     pub dataflow: String,
     /// The dataflow's arguments, plus -n/--processes, -w/--workers, --hostfile and --process-index.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -21,6 +24,9 @@ pub struct RunArgs {
 
 /// Runs a dataflow: starts the local processes of a cluster, or is one process of it.
 pub fn run(args: RunArgs, registry: Arc<Registry>) -> Result<()> {
+    if super::is_help(&args.dataflow) {
+        return super::print_help("run");
+    }
     let registration = registry.find(&args.dataflow)?;
     let command = ClusterArgs::augment_args((registration.command)())
         .bin_name(format!("traffic run {}", registration.name))
