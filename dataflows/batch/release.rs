@@ -80,8 +80,8 @@ mod tests {
 
     use timely::dataflow::operators::{Inspect, ToStream};
 
-    use super::super::partials::{DailyPartial, Partial};
     use super::*;
+    use crate::batch::partials::{DailyPartial, Partial};
 
     fn day(junction: i32, day: i32, total: i64) -> DailyPartial {
         DailyPartial { junction, day, total, hours: 1, min: total as i32, max: total as i32 }
